@@ -1,0 +1,169 @@
+//! Layered settings: `config/base.toml`, then `config/{APP_ENVIRONMENT}.toml`,
+//! then `APP__SECTION__KEY` environment variables.
+
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The secret shipped in `config/base.toml`; production refuses to run with it.
+pub const DEFAULT_JWT_SECRET: &str = "insecure-default-secret-change-me-please";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub environment: Environment,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub cache: CacheSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Local,
+    Production,
+    Test,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: SecretString,
+    pub key_prefix: String,
+    pub pool_max_size: usize,
+    pub pool_min_idle: usize,
+    pub wait_timeout_ms: u64,
+    pub create_timeout_ms: u64,
+    pub recycle_timeout_ms: u64,
+    pub operation_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+    pub token_ttl_seconds: u64,
+    pub hash_concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CacheSettings {
+    pub ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Settings {
+    /// Reads the layers from `config_dir` for the environment named by
+    /// `APP_ENVIRONMENT` (default `local`).
+    pub fn load(config_dir: &Path) -> anyhow::Result<Self> {
+        let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".to_string());
+        let settings: Settings = config::Config::builder()
+            .set_default("environment", environment.as_str())?
+            .add_source(config::File::from(config_dir.join("base.toml")))
+            .add_source(
+                config::File::from(config_dir.join(format!("{environment}.toml"))).required(false),
+            )
+            .add_source(
+                config::Environment::with_prefix("APP")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that would run but be unsafe or nonsensical.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let secret = self.auth.jwt_secret.expose_secret();
+        if self.environment == Environment::Production
+            && (secret == DEFAULT_JWT_SECRET || secret.len() < 32)
+        {
+            anyhow::bail!(
+                "refusing to start in production with the default JWT secret or one shorter \
+                 than 32 bytes: set APP__AUTH__JWT_SECRET"
+            );
+        }
+        if self.auth.token_ttl_seconds == 0 || self.cache.ttl_seconds == 0 {
+            anyhow::bail!("auth.token_ttl_seconds and cache.ttl_seconds must be positive");
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseSettings {
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_millis(self.acquire_timeout_ms)
+    }
+}
+
+impl RedisSettings {
+    pub fn operation_timeout(&self) -> Duration {
+        Duration::from_millis(self.operation_timeout_ms)
+    }
+}
+
+/// A URL with its password replaced, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None if scheme.starts_with("redis") => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(
+            redact_url("redis://user:s3cret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact_url("redis://:s3cret@host"), "redis://:***@host");
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/db"),
+            "postgres://postgres@127.0.0.1/db"
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Extractors that turn every kind of bad input into the contract's envelope:
+//! bodies (JSON, or JSON and forms), the bearer token.
+
+use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, FieldError};
+use crate::services::auth::{AuthService, Principal};
+
+/// Request bodies larger than this get 413.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Longer bearer tokens are refused unread.
+const MAX_TOKEN_LENGTH: usize = 4096;
+
+/// A JSON body. A missing `Content-Type` is read as JSON too.
+pub struct Json<T>(pub T);
+
+/// A JSON or `application/x-www-form-urlencoded` body.
+pub struct JsonOrForm<T>(pub T);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Form,
+}
+
+fn body_kind(request: &HttpRequest, form_allowed: bool) -> Result<BodyKind, AppError> {
+    let content_type = request.content_type().to_ascii_lowercase();
+    match content_type.as_str() {
+        "" | "application/json" => Ok(BodyKind::Json),
+        other if other.ends_with("+json") => Ok(BodyKind::Json),
+        "application/x-www-form-urlencoded" if form_allowed => Ok(BodyKind::Form),
+        _ => Err(AppError::validation(
+            "body",
+            if form_allowed {
+                "must be JSON or a URL-encoded form (Content-Type)"
+            } else {
+                "must be JSON (Content-Type: application/json)"
+            },
+        )),
+    }
+}
+
+fn read_error(error: actix_web::Error) -> AppError {
+    match error.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => AppError::PayloadTooLarge,
+        _ => AppError::validation("body", "could not be read"),
+    }
+}
+
+/// Names the field a deserialisation error is about.
+fn parse_error(error: serde_path_to_error::Error<impl std::fmt::Display>) -> AppError {
+    let path = error.path().to_string();
+    let message = error.inner().to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return AppError::validation(field, "is not a known field");
+    }
+    if path == "." {
+        AppError::validation("body", format!("is not valid: {message}"))
+    } else {
+        // Drop serde_json's " at line 1 column 9": the field names the place.
+        let message = message.split(" at line ").next().unwrap_or(&message);
+        AppError::validation(path, message.to_string())
+    }
+}
+
+fn parse_body<T: DeserializeOwned>(kind: BodyKind, bytes: &[u8]) -> Result<T, AppError> {
+    match kind {
+        BodyKind::Json => {
+            let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+            let value = serde_path_to_error::deserialize(&mut deserializer).map_err(parse_error)?;
+            deserializer.end().map_err(|_| {
+                AppError::validation("body", "has trailing characters after the JSON value")
+            })?;
+            Ok(value)
+        }
+        BodyKind::Form => {
+            let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
+            serde_path_to_error::deserialize(pairs).map_err(parse_error)
+        }
+    }
+}
+
+fn extract_body<T: DeserializeOwned + 'static>(
+    request: &HttpRequest,
+    payload: &mut Payload,
+    form_allowed: bool,
+) -> LocalBoxFuture<'static, Result<T, AppError>> {
+    let kind = body_kind(request, form_allowed);
+    let bytes = web::Bytes::from_request(request, payload);
+    Box::pin(async move {
+        let kind = kind?;
+        let bytes = bytes.await.map_err(read_error)?;
+        parse_body(kind, &bytes)
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = extract_body(request, payload, false);
+        Box::pin(async move { body.await.map(Json) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = extract_body(request, payload, true);
+        Box::pin(async move { body.await.map(JsonOrForm) })
+    }
+}
+
+/// The caller, from `Authorization: Bearer <token>`, checked against the
+/// current session.
+pub struct Authenticated(pub Principal);
+
+fn bearer_token(request: &HttpRequest) -> Option<String> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LENGTH)
+        .then(|| token.to_string())
+}
+
+impl FromRequest for Authenticated {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = bearer_token(request);
+        let auth = request.app_data::<web::Data<AuthService>>().cloned();
+        Box::pin(async move {
+            let token = token.ok_or(AppError::Unauthorized)?;
+            let auth = auth
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("AuthService not registered")))?;
+            auth.authenticate(&token).await.map(Authenticated)
+        })
+    }
+}
+
+/// Path and query errors, in the envelope.
+pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    AppError::Validation(vec![FieldError::new("path", error.to_string())]).into()
+}
+
+pub fn query_error(
+    error: actix_web::error::QueryPayloadError,
+    _: &HttpRequest,
+) -> actix_web::Error {
+    AppError::Validation(vec![FieldError::new("query", error.to_string())]).into()
+}

@@ -1,0 +1,51 @@
+//! HTTP only: routes, extraction, and mapping service results to responses.
+
+mod auth;
+mod extract;
+mod health;
+mod users;
+
+use actix_web::{HttpResponse, Resource, web};
+
+use crate::error::AppError;
+pub use extract::BODY_LIMIT;
+
+/// Every route of the service. Used by `startup` and nothing else, so tests
+/// exercise exactly what production serves.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::PayloadConfig::new(BODY_LIMIT))
+        .app_data(web::PathConfig::default().error_handler(extract::path_error))
+        .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+        .service(
+            web::scope("/api/v1")
+                .service(resource("/auth/register").route(web::post().to(auth::register)))
+                .service(resource("/auth/login").route(web::post().to(auth::login)))
+                .service(resource("/auth/logout").route(web::post().to(auth::logout)))
+                .service(resource("/auth/password").route(web::put().to(auth::change_password)))
+                .service(resource("/users/me").route(web::get().to(users::me)))
+                .service(
+                    resource("/users/{id}")
+                        .route(web::get().to(users::get))
+                        .route(web::put().to(users::update))
+                        .route(web::delete().to(users::delete)),
+                )
+                .service(resource("/users").route(web::get().to(users::list))),
+        )
+        .service(resource("/health/live").route(web::get().to(health::live)))
+        .service(resource("/health/ready").route(web::get().to(health::ready)))
+        .default_service(web::to(not_found));
+}
+
+/// A resource whose unsupported methods get 405 in the envelope.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound("resource"))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, AppError> {
+    Err(AppError::MethodNotAllowed)
+}

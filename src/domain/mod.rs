@@ -1,0 +1,7 @@
+//! Validated types: a value of these types is known to be well-formed.
+
+mod credentials;
+mod user;
+
+pub use credentials::{Email, Password, Username};
+pub use user::{Role, User, UserId};

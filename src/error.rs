@@ -1,0 +1,202 @@
+//! The one error type of the service and its mapping to the contract's
+//! envelope: `{"error": {"code", "message", "details"?}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::repositories::redis::RedisError;
+use crate::repositories::sql::SqlError;
+
+/// One invalid input, named by the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{} is already taken", .0.field)]
+    Conflict(FieldError),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// A dependency (Redis, the database) did not answer in time.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_failed",
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The text a person reads; never carries an internal cause.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Validation(_) => "the request is not valid; see details".into(),
+            Self::Unauthorized => "a valid bearer token is required".into(),
+            Self::InvalidCredentials => "the username or password is wrong".into(),
+            Self::Forbidden => "you are not allowed to do this".into(),
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::MethodNotAllowed => "this method is not allowed on this path".into(),
+            Self::Conflict(field) => format!("{} is already taken", field.field),
+            Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
+            Self::Internal(_) => "an internal error occurred".into(),
+        }
+    }
+}
+
+impl From<SqlError> for AppError {
+    fn from(error: SqlError) -> Self {
+        match error {
+            SqlError::UniqueViolation(field) => {
+                AppError::Conflict(FieldError::new(field, "is already taken"))
+            }
+            SqlError::Unavailable(_) => AppError::Unavailable(error.into()),
+            SqlError::Other(_) => AppError::Internal(error.into()),
+        }
+    }
+}
+
+/// Redis trouble of any kind means "try again": it never is the client's fault.
+impl From<RedisError> for AppError {
+    fn from(error: RedisError) -> Self {
+        AppError::Unavailable(error.into())
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a [FieldError]>,
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
+            Self::Unavailable(cause) => {
+                tracing::warn!(error = format!("{cause:#}"), "dependency unavailable")
+            }
+            _ => {}
+        }
+        let details = match self {
+            Self::Validation(details) => Some(details.as_slice()),
+            Self::Conflict(field) => Some(std::slice::from_ref(field)),
+            _ => None,
+        };
+        let envelope = Envelope {
+            error: Body {
+                code: self.code(),
+                message: self.public_message(),
+                details,
+            },
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized | Self::InvalidCredentials => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            _ => {}
+        }
+        response.json(envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(error: AppError) -> serde_json::Value {
+        let bytes = error.error_response().into_body().try_into_bytes().unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn internal_errors_never_show_their_cause() {
+        let body = body_of(AppError::Internal(anyhow::anyhow!(
+            "SELECT secret FROM users"
+        )));
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("SELECT"));
+    }
+
+    #[test]
+    fn validation_errors_name_each_field() {
+        let body = body_of(AppError::Validation(vec![
+            FieldError::new("username", "is too short"),
+            FieldError::new("email", "is not an e-mail address"),
+        ]));
+        assert_eq!(body["error"]["details"][0]["field"], "username");
+        assert_eq!(body["error"]["details"][1]["field"], "email");
+    }
+}

@@ -1,0 +1,141 @@
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_redis::{Manager, Pool, Runtime};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, FromRedisValue};
+use secrecy::ExposeSecret;
+
+use crate::config::{RedisSettings, redact_url};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("no redis connection")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("redis command failed")]
+    Command(#[from] redis::RedisError),
+}
+
+/// The shared pool of multiplexed connections. Every operation, checkout
+/// included, is bounded by `operation_timeout`, so a hung Redis costs a
+/// request at most that long. Cancelling a command is safe here because the
+/// connections are multiplexed: a late reply is matched to its own request
+/// and dropped.
+#[derive(Clone)]
+pub struct RedisClient {
+    pool: Pool,
+    operation_timeout: Duration,
+}
+
+impl RedisClient {
+    /// Builds the pool, checks Redis answers, and opens `pool_min_idle`
+    /// connections up front.
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose_secret();
+        let shown = redact_url(url);
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
+            .set_response_timeout(Some(settings.operation_timeout()));
+        let manager = Manager::new_with_config(url.as_ref(), connection)
+            .with_context(|| format!("invalid Redis URL {shown}"))?;
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_max_size.max(1))
+            .wait_timeout(Some(Duration::from_millis(settings.wait_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
+            .recycle_timeout(Some(Duration::from_millis(settings.recycle_timeout_ms)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .context("cannot build the Redis pool")?;
+        let client = Self {
+            pool,
+            operation_timeout: settings.operation_timeout(),
+        };
+        client
+            .ping()
+            .await
+            .map_err(|error| anyhow::anyhow!("Redis at {shown} {}", describe(&error)))?;
+        client.warm_up(settings.pool_min_idle).await;
+        Ok(client)
+    }
+
+    async fn warm_up(&self, count: usize) {
+        let mut held = Vec::with_capacity(count);
+        for _ in 0..count.min(self.pool.status().max_size) {
+            match self.pool.get().await {
+                Ok(connection) => held.push(connection),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not open every initial Redis connection");
+                    break;
+                }
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    pub async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisError> {
+        self.bounded(async {
+            let mut connection = self.pool.get().await?;
+            Ok(command.query_async(&mut *connection).await?)
+        })
+        .await
+    }
+
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        script: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        self.bounded(async {
+            let mut connection = self.pool.get().await?;
+            let connection: &mut MultiplexedConnection = &mut connection;
+            Ok(script.invoke_async(connection).await?)
+        })
+        .await
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, RedisError> {
+        tokio::time::timeout(self.operation_timeout, operation)
+            .await
+            .unwrap_or(Err(RedisError::Timeout(self.operation_timeout)))
+    }
+
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+/// Says which of the usual start-up failures this is.
+fn describe(error: &RedisError) -> String {
+    let cause = match error {
+        RedisError::Timeout(after) => format!("did not answer within {after:?} (timeout)"),
+        RedisError::Pool(deadpool_redis::PoolError::Timeout(_)) => {
+            "did not answer in time (timeout)".to_string()
+        }
+        RedisError::Pool(deadpool_redis::PoolError::Backend(inner))
+        | RedisError::Command(inner) => describe_redis(inner),
+        RedisError::Pool(other) => other.to_string(),
+    };
+    format!("is not usable: {cause}")
+}
+
+fn describe_redis(error: &redis::RedisError) -> String {
+    if error.is_connection_refusal() {
+        format!("connection refused ({error})")
+    } else if error.is_timeout() {
+        format!("timeout ({error})")
+    } else if matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
+        || error.to_string().contains("NOAUTH")
+        || error.to_string().contains("WRONGPASS")
+    {
+        format!("authentication failed ({error})")
+    } else {
+        error.to_string()
+    }
+}

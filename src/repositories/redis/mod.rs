@@ -1,0 +1,12 @@
+//! The Redis side: one pool, every operation bounded in time, and one store
+//! per kind of data. Key strings come only from [`keys`].
+
+mod cache;
+mod client;
+pub mod keys;
+mod sessions;
+
+pub use cache::{CacheStore, CachedEntry};
+pub use client::{RedisClient, RedisError};
+pub use keys::{CacheKey, Keys};
+pub use sessions::SessionStore;

@@ -1,0 +1,99 @@
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use super::users::{PgUserRepository, SqliteUserRepository};
+use super::{SqlError, UserRepository};
+use crate::config::{DatabaseSettings, redact_url};
+
+/// The pool of whichever backend `database.url` names.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Opens the pool. The first connection is made here, so a bad
+    /// URL or an unreachable server fails start-up with a clear message.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose_secret();
+        let shown = redact_url(url);
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| format!("invalid SQLite URL {shown}"))?
+                .create_if_missing(true)
+                // WAL lets readers run while a write is in progress.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(settings.acquire_timeout())
+                .foreign_keys(true);
+            create_parent_dir(options.get_filename())?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout())
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot open the SQLite database {shown}"))?;
+            Ok(Database::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)
+                .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout())
+                .connect_with(options)
+                .await
+                .with_context(|| format!("cannot connect to PostgreSQL at {shown}"))?;
+            Ok(Database::Postgres(pool))
+        } else {
+            anyhow::bail!("database.url must start with sqlite:// or postgres://, got {shown}")
+        }
+    }
+
+    /// Applies the migrations embedded in the binary for this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Database::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Database::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        }
+        .context("applying database migrations failed")
+    }
+
+    pub fn users(&self) -> Arc<dyn UserRepository> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteUserRepository::new(pool.clone())),
+            Database::Postgres(pool) => Arc::new(PgUserRepository::new(pool.clone())),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), SqlError> {
+        match self {
+            Database::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+            Database::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
+        }?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Database::Sqlite(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+fn create_parent_dir(file: &std::path::Path) -> anyhow::Result<()> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && file.to_str() != Some(":memory:") => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database folder {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,116 @@
+//! The SQL side: connection, migrations and the user repository, for SQLite
+//! and PostgreSQL.
+
+mod database;
+mod users;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::domain::{Role, User, UserId};
+
+pub use database::Database;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// A unique index rejected the write; names the column.
+    #[error("unique constraint on {0} violated")]
+    UniqueViolation(&'static str),
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for SqlError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                let what = db.constraint().unwrap_or(db.message()).to_string();
+                if what.contains("email") {
+                    SqlError::UniqueViolation("email")
+                } else {
+                    SqlError::UniqueViolation("username")
+                }
+            }
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+                SqlError::Unavailable(error)
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => SqlError::Unavailable(error),
+            _ => SqlError::Other(error),
+        }
+    }
+}
+
+/// Errors that say "try again later" rather than "this request is wrong":
+/// SQLite busy/locked; PostgreSQL connection trouble, lack of resources,
+/// shutdown, lock timeouts and query cancellation.
+fn is_transient(code: Option<&str>) -> bool {
+    match code {
+        Some("5" | "6" | "55P03" | "57014") => true,
+        Some(code) => code.starts_with("08") || code.starts_with("53") || code.starts_with("57P"),
+        None => false,
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+    pub now: OffsetDateTime,
+}
+
+/// Columns to change; `None` leaves a column as it is.
+#[derive(Default)]
+pub struct UserChanges<'a> {
+    pub username: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub role: Option<Role>,
+}
+
+/// How a login names the account.
+pub enum LoginName<'a> {
+    Username(&'a str),
+    Email(&'a str),
+}
+
+/// What a password check needs; kept apart from `User` so the hash never
+/// travels further than the auth service.
+pub struct Credentials {
+    pub id: UserId,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    async fn insert(&self, new_user: NewUser<'_>) -> Result<User, SqlError>;
+    async fn find(&self, id: UserId) -> Result<Option<User>, SqlError>;
+    async fn find_credentials(&self, login: LoginName<'_>)
+    -> Result<Option<Credentials>, SqlError>;
+    async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, SqlError>;
+    /// Applies the changes, raises the version; `None` when there is no such user.
+    async fn update(
+        &self,
+        id: UserId,
+        changes: UserChanges<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Option<User>, SqlError>;
+    /// Replaces the password hash and returns the new row version; `None`
+    /// when there is no such user.
+    async fn set_password_hash(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> Result<Option<i64>, SqlError>;
+    /// Deletes the user; false when there was none.
+    async fn delete(&self, id: UserId) -> Result<bool, SqlError>;
+    /// Users with an id above `after`, in id order.
+    async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, SqlError>;
+}

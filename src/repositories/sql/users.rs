@@ -1,0 +1,213 @@
+//! The user repository. The SQL text is the same on both backends (`$N`
+//! placeholders, `RETURNING`, expression indexes work on SQLite and
+//! PostgreSQL), so one macro body is compiled once per backend: a change to
+//! a query lands on both, and the shared test suite runs against both.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Credentials, LoginName, NewUser, SqlError, UserChanges, UserRepository};
+use crate::domain::{Role, User, UserId};
+
+/// The columns of `UserRow`, as a literal so queries are built with `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, username, email, role, version, created_at, updated_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    email: String,
+    role: String,
+    version: i64,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialsRow {
+    id: i64,
+    role: String,
+    password_hash: String,
+}
+
+fn parse_role(role: &str) -> Result<Role, SqlError> {
+    Role::parse(role).ok_or_else(|| {
+        SqlError::Other(sqlx::Error::Decode(
+            format!("unknown role {role:?} in users.role").into(),
+        ))
+    })
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = SqlError;
+
+    fn try_from(row: UserRow) -> Result<Self, SqlError> {
+        Ok(User {
+            id: UserId(row.id),
+            role: parse_role(&row.role)?,
+            username: row.username,
+            email: row.email,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            version: row.version,
+        })
+    }
+}
+
+impl TryFrom<CredentialsRow> for Credentials {
+    type Error = SqlError;
+
+    fn try_from(row: CredentialsRow) -> Result<Self, SqlError> {
+        Ok(Credentials {
+            id: UserId(row.id),
+            role: parse_role(&row.role)?,
+            password_hash: row.password_hash,
+        })
+    }
+}
+
+macro_rules! sql_user_repository {
+    ($name:ident, $database:ty) => {
+        pub struct $name {
+            pool: sqlx::Pool<$database>,
+        }
+
+        impl $name {
+            pub fn new(pool: sqlx::Pool<$database>) -> Self {
+                Self { pool }
+            }
+        }
+
+        #[async_trait]
+        impl UserRepository for $name {
+            async fn insert(&self, new_user: NewUser<'_>) -> Result<User, SqlError> {
+                let sql = concat!("INSERT INTO users (username, email, password_hash, role, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING ", user_columns!());
+                sqlx::query_as::<_, UserRow>(sql)
+                    .bind(new_user.username)
+                    .bind(new_user.email)
+                    .bind(new_user.password_hash)
+                    .bind(new_user.role.as_str())
+                    .bind(new_user.now)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_into()
+            }
+
+            async fn find(&self, id: UserId) -> Result<Option<User>, SqlError> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+                sqlx::query_as::<_, UserRow>(sql)
+                    .bind(id.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(User::try_from)
+                    .transpose()
+            }
+
+            async fn find_credentials(
+                &self,
+                login: LoginName<'_>,
+            ) -> Result<Option<Credentials>, SqlError> {
+                let (sql, value) = match login {
+                    LoginName::Username(name) => (
+                        "SELECT id, role, password_hash FROM users WHERE lower(username) = lower($1)",
+                        name,
+                    ),
+                    LoginName::Email(email) => {
+                        ("SELECT id, role, password_hash FROM users WHERE email = $1", email)
+                    }
+                };
+                sqlx::query_as::<_, CredentialsRow>(sql)
+                    .bind(value)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(Credentials::try_from)
+                    .transpose()
+            }
+
+            async fn find_credentials_by_id(
+                &self,
+                id: UserId,
+            ) -> Result<Option<Credentials>, SqlError> {
+                sqlx::query_as::<_, CredentialsRow>(
+                    "SELECT id, role, password_hash FROM users WHERE id = $1",
+                )
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(Credentials::try_from)
+                .transpose()
+            }
+
+            async fn update(
+                &self,
+                id: UserId,
+                changes: UserChanges<'_>,
+                now: OffsetDateTime,
+            ) -> Result<Option<User>, SqlError> {
+                let sql = concat!("UPDATE users SET username = COALESCE($2, username), \
+                     email = COALESCE($3, email), role = COALESCE($4, role), \
+                     version = version + 1, updated_at = $5 \
+                     WHERE id = $1 RETURNING ", user_columns!());
+                sqlx::query_as::<_, UserRow>(sql)
+                    .bind(id.0)
+                    .bind(changes.username)
+                    .bind(changes.email)
+                    .bind(changes.role.map(Role::as_str))
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(User::try_from)
+                    .transpose()
+            }
+
+            async fn set_password_hash(
+                &self,
+                id: UserId,
+                password_hash: &str,
+                now: OffsetDateTime,
+            ) -> Result<Option<i64>, SqlError> {
+                Ok(sqlx::query_scalar(
+                    "UPDATE users SET password_hash = $2, version = version + 1, updated_at = $3 \
+                     WHERE id = $1 RETURNING version",
+                )
+                .bind(id.0)
+                .bind(password_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn delete(&self, id: UserId) -> Result<bool, SqlError> {
+                let result = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn list(
+                &self,
+                after: Option<UserId>,
+                limit: u32,
+            ) -> Result<Vec<User>, SqlError> {
+                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+                sqlx::query_as::<_, UserRow>(sql)
+                    .bind(after.map_or(0, |id| id.0))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(User::try_from)
+                    .collect()
+            }
+        }
+    };
+}
+
+sql_user_repository!(SqliteUserRepository, sqlx::Sqlite);
+sql_user_repository!(PgUserRepository, sqlx::Postgres);

@@ -1,0 +1,229 @@
+//! Accounts and single-login sessions.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::passwords::PasswordHasher;
+use super::tokens::{TokenIssuer, TokenSubject};
+use super::users::UserService;
+use crate::domain::{Email, Password, Role, User, Username};
+use crate::error::{AppError, FieldError};
+use crate::repositories::redis::SessionStore;
+use crate::repositories::sql::{LoginName, NewUser, UserRepository};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginAttempt {
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: Option<SecretString>,
+    pub new_password: Option<SecretString>,
+}
+
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+/// The caller of an authenticated request.
+pub type Principal = TokenSubject;
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    users: Arc<dyn UserRepository>,
+    user_service: UserService,
+    sessions: SessionStore,
+    tokens: Arc<TokenIssuer>,
+    hasher: PasswordHasher,
+}
+
+/// Collects a required field, recording an error when it is missing.
+fn required<T>(value: Option<T>, field: &str, errors: &mut Vec<FieldError>) -> Option<T> {
+    if value.is_none() {
+        errors.push(FieldError::new(field, "is required"));
+    }
+    value
+}
+
+fn checked<T>(parsed: Result<T, String>, field: &str, errors: &mut Vec<FieldError>) -> Option<T> {
+    parsed
+        .map_err(|message| errors.push(FieldError::new(field, message)))
+        .ok()
+}
+
+impl AuthService {
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        user_service: UserService,
+        sessions: SessionStore,
+        tokens: Arc<TokenIssuer>,
+        hasher: PasswordHasher,
+    ) -> Self {
+        Self {
+            users,
+            user_service,
+            sessions,
+            tokens,
+            hasher,
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn register(&self, registration: Registration, role: Role) -> Result<User, AppError> {
+        let mut errors = Vec::new();
+        let username = required(registration.username, "username", &mut errors)
+            .and_then(|value| checked(Username::parse(&value), "username", &mut errors));
+        let email = required(registration.email, "email", &mut errors)
+            .and_then(|value| checked(Email::parse(&value), "email", &mut errors));
+        let password = required(registration.password, "password", &mut errors)
+            .and_then(|value| checked(Password::parse(value), "password", &mut errors));
+        let (Some(username), Some(email), Some(password)) = (username, email, password) else {
+            return Err(AppError::Validation(errors));
+        };
+        let password_hash = self.hasher.hash(password.expose()).await?;
+        let user = self
+            .users
+            .insert(NewUser {
+                username: username.as_str(),
+                email: email.as_str(),
+                password_hash: &password_hash,
+                role,
+                now: OffsetDateTime::now_utc(),
+            })
+            .await?;
+        tracing::info!(user = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// Checks the password and makes a new token the user's only valid one.
+    #[tracing::instrument(skip_all)]
+    pub async fn login(&self, attempt: LoginAttempt) -> Result<AccessToken, AppError> {
+        let mut errors = Vec::new();
+        let login = required(attempt.username, "username", &mut errors);
+        let password = required(attempt.password, "password", &mut errors);
+        let (Some(login), Some(password)) = (login, password) else {
+            return Err(AppError::Validation(errors));
+        };
+        let login = login.trim().to_lowercase();
+        let lookup = if login.contains('@') {
+            LoginName::Email(&login)
+        } else {
+            LoginName::Username(&login)
+        };
+        let credentials = self.users.find_credentials(lookup).await?;
+        let hash = credentials
+            .as_ref()
+            .map(|found| found.password_hash.as_str());
+        // Unknown users are verified against a dummy hash: same answer, same time.
+        if !self.hasher.verify(&password, hash).await? {
+            return Err(AppError::InvalidCredentials);
+        }
+        let Some(credentials) = credentials else {
+            return Err(AppError::InvalidCredentials);
+        };
+        let issued = self
+            .tokens
+            .issue(credentials.id, credentials.role)
+            .map_err(AppError::Internal)?;
+        self.sessions
+            .start(credentials.id, &issued.jti, issued.lifetime)
+            .await?;
+        // A password change or deletion that committed while we were
+        // verifying has already ended sessions; don't let this one outlive it.
+        let still_valid = self
+            .users
+            .find_credentials_by_id(credentials.id)
+            .await?
+            .is_some_and(|now| now.password_hash == credentials.password_hash);
+        if !still_valid {
+            self.sessions
+                .end_if_current(credentials.id, &issued.jti)
+                .await?;
+            return Err(AppError::InvalidCredentials);
+        }
+        tracing::info!(user = %credentials.id, "logged in");
+        Ok(AccessToken {
+            token: issued.token,
+            expires_in: issued.lifetime.as_secs(),
+        })
+    }
+
+    /// The principal of a bearer token that is signed, unexpired and still
+    /// the user's current session. Fails closed: without Redis, no one is
+    /// authenticated.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
+        let subject = self.tokens.verify(token).ok_or(AppError::Unauthorized)?;
+        match self.sessions.current(subject.user).await? {
+            Some(current) if current == subject.jti => Ok(subject),
+            _ => Err(AppError::Unauthorized),
+        }
+    }
+
+    pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {
+        self.sessions
+            .end_if_current(principal.user, &principal.jti)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user = %principal.user))]
+    pub async fn change_password(
+        &self,
+        principal: &Principal,
+        change: PasswordChange,
+    ) -> Result<(), AppError> {
+        let mut errors = Vec::new();
+        let current = required(change.current_password, "current_password", &mut errors);
+        let new = required(change.new_password, "new_password", &mut errors)
+            .and_then(|value| checked(Password::parse(value), "new_password", &mut errors));
+        let (Some(current), Some(new)) = (current, new) else {
+            return Err(AppError::Validation(errors));
+        };
+        let credentials = self
+            .users
+            .find_credentials_by_id(principal.user)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        if !self
+            .hasher
+            .verify(&current, Some(&credentials.password_hash))
+            .await?
+        {
+            return Err(AppError::InvalidCredentials);
+        }
+        let hash = self.hasher.hash(new.expose()).await?;
+        let now = OffsetDateTime::now_utc();
+        let version = self
+            .users
+            .set_password_hash(principal.user, &hash, now)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        self.sessions.end(principal.user).await?;
+        // updated_at changed: cached copies are stale.
+        self.user_service.invalidate(principal.user, version).await;
+        tracing::info!("password changed; sessions ended");
+        Ok(())
+    }
+}

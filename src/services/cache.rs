@@ -1,0 +1,109 @@
+//! Cache-aside, once, for every cached type: the Rust form of the tutorials'
+//! `@cached` decorator. Redis is only a cache here: when it fails, the value
+//! comes from the loader and the request goes on.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+use crate::repositories::redis::{CacheKey, CacheStore, RedisError};
+
+/// A value that knows the version of the row it came from, so a cache write
+/// of an older version can lose to a newer one.
+pub trait Versioned {
+    fn version(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "HIT",
+            CacheStatus::Miss => "MISS",
+        }
+    }
+}
+
+/// A version no row reaches: the tombstone of a deleted value, which no
+/// fill can overwrite. (2^53 - 1, exact in Lua's numbers.)
+pub const DELETED_VERSION: i64 = (1 << 53) - 1;
+
+#[derive(Clone)]
+pub struct CacheAside {
+    store: CacheStore,
+    ttl: Duration,
+}
+
+impl CacheAside {
+    pub fn new(store: CacheStore, ttl: Duration) -> Self {
+        Self { store, ttl }
+    }
+
+    /// The cached value under `key`, or the loader's, which is then cached.
+    /// A loader error is returned as is and nothing is cached.
+    pub async fn get_or_load<T, F>(
+        &self,
+        key: &CacheKey<T>,
+        load: F,
+    ) -> Result<(T, CacheStatus), AppError>
+    where
+        T: Serialize + DeserializeOwned + Versioned,
+        F: AsyncFnOnce() -> Result<T, AppError>,
+    {
+        let redis_answered = match self.store.get(key.as_str()).await {
+            Ok(Some(entry)) => match entry.body.as_deref().map(serde_json::from_slice::<T>) {
+                Some(Ok(value)) => return Ok((value, CacheStatus::Hit)),
+                Some(Err(error)) => {
+                    tracing::warn!(key = key.as_str(), error = %error, "undecodable cache entry; reloading");
+                    true
+                }
+                None => true, // a tombstone: invalidated, reload
+            },
+            Ok(None) => true,
+            Err(error) => {
+                tracing::warn!(error = %error, "cache read failed; reading the source");
+                false
+            }
+        };
+        let value = load().await?;
+        // After a failed read, skip the write: it would only wait out the
+        // same timeout again.
+        if redis_answered {
+            self.fill(key, &value).await;
+        }
+        Ok((value, CacheStatus::Miss))
+    }
+
+    async fn fill<T: Serialize + Versioned>(&self, key: &CacheKey<T>, value: &T) {
+        let body = match serde_json::to_vec(value) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(key = key.as_str(), error = %error, "value not cacheable; served uncached");
+                return;
+            }
+        };
+        if let Err(error) = self
+            .store
+            .put_unless_newer(key.as_str(), value.version(), Some(&body), self.ttl)
+            .await
+        {
+            tracing::warn!(key = key.as_str(), error = %error, "cache write failed");
+        }
+    }
+
+    /// Replaces the entry by a tombstone of `version`: readers miss, and a
+    /// reader still holding an older row cannot write it back.
+    pub async fn invalidate<T>(&self, key: &CacheKey<T>, version: i64) -> Result<(), RedisError> {
+        self.store
+            .put_unless_newer(key.as_str(), version, None, self.ttl)
+            .await
+            .map(drop)
+    }
+}

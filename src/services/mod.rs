@@ -1,0 +1,9 @@
+//! The rules: who may do what, cache-aside and invalidation, sessions.
+//! Services return domain values and `AppError`, never HTTP responses.
+
+pub mod auth;
+pub mod cache;
+pub mod health;
+pub mod passwords;
+pub mod tokens;
+pub mod users;

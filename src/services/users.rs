@@ -1,0 +1,236 @@
+//! Users: cache-aside reads, updates and deletes that invalidate after the
+//! commit, and who may do what.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::auth::Principal;
+use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Versioned};
+use crate::domain::{Email, Role, User, UserId, Username};
+use crate::error::{AppError, FieldError};
+use crate::repositories::redis::{Keys, RedisError, SessionStore};
+use crate::repositories::sql::{UserChanges, UserRepository};
+
+impl Versioned for User {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+}
+
+/// Raw pagination parameters, checked here so errors name the parameter.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageRequest {
+    pub limit: Option<String>,
+    pub after_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserPage {
+    pub items: Vec<User>,
+    pub next_after_id: Option<UserId>,
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+#[derive(Clone)]
+pub struct UserService {
+    users: Arc<dyn UserRepository>,
+    cache: CacheAside,
+    keys: Keys,
+    sessions: SessionStore,
+}
+
+fn ensure_self_or_admin(actor: &Principal, id: UserId) -> Result<(), AppError> {
+    if actor.user == id || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+impl UserService {
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        cache: CacheAside,
+        keys: Keys,
+        sessions: SessionStore,
+    ) -> Self {
+        Self {
+            users,
+            cache,
+            keys,
+            sessions,
+        }
+    }
+
+    /// Redis first; on a miss SQL, and the row is cached for the next reader.
+    pub async fn get(&self, id: UserId) -> Result<(User, CacheStatus), AppError> {
+        self.cache
+            .get_or_load(&self.keys.user(id), async || {
+                self.users.find(id).await?.ok_or(AppError::NotFound("user"))
+            })
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(actor = %actor.user, user = %id))]
+    pub async fn update(
+        &self,
+        actor: &Principal,
+        id: UserId,
+        update: UserUpdate,
+    ) -> Result<User, AppError> {
+        ensure_self_or_admin(actor, id)?;
+        if update.role.is_some() && !actor.is_admin() {
+            return Err(AppError::Forbidden);
+        }
+        let mut errors = Vec::new();
+        let username = update.username.as_deref().map(Username::parse).transpose();
+        let username = username.map_err(|e| errors.push(FieldError::new("username", e)));
+        let email = update.email.as_deref().map(Email::parse).transpose();
+        let email = email.map_err(|e| errors.push(FieldError::new("email", e)));
+        let (Ok(username), Ok(email)) = (username, email) else {
+            return Err(AppError::Validation(errors));
+        };
+        let current = self
+            .users
+            .find(id)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        if username.is_none() && email.is_none() && update.role.is_none() {
+            return Ok(current);
+        }
+        let changes = UserChanges {
+            username: username.as_ref().map(Username::as_str),
+            email: email.as_ref().map(Email::as_str),
+            role: update.role,
+        };
+        let updated = self
+            .users
+            .update(id, changes, OffsetDateTime::now_utc())
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        self.invalidate(id, updated.version).await;
+        if updated.role != current.role {
+            // The role is in the user's token; make them log in again.
+            self.end_sessions(id).await;
+        }
+        tracing::info!("user updated");
+        Ok(updated)
+    }
+
+    #[tracing::instrument(skip_all, fields(actor = %actor.user, user = %id))]
+    pub async fn delete(&self, actor: &Principal, id: UserId) -> Result<(), AppError> {
+        ensure_self_or_admin(actor, id)?;
+        if !self.users.delete(id).await? {
+            return Err(AppError::NotFound("user"));
+        }
+        self.invalidate(id, DELETED_VERSION).await;
+        self.end_sessions(id).await;
+        tracing::info!("user deleted");
+        Ok(())
+    }
+
+    pub async fn list(&self, actor: &Principal, page: PageRequest) -> Result<UserPage, AppError> {
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden);
+        }
+        let mut errors = Vec::new();
+        let limit = match page.limit.as_deref().map(str::parse::<u32>) {
+            None => Some(DEFAULT_PAGE_SIZE),
+            Some(Ok(limit)) if (1..=MAX_PAGE_SIZE).contains(&limit) => Some(limit),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    "must be a whole number from 1 to 100",
+                ));
+                None
+            }
+        };
+        let after = match page.after_id.as_deref().map(str::parse::<i64>) {
+            None => Some(None),
+            Some(Ok(id)) if id >= 0 => Some(Some(UserId(id))),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "after_id",
+                    "must be a non-negative whole number",
+                ));
+                None
+            }
+        };
+        let (Some(limit), Some(after)) = (limit, after) else {
+            return Err(AppError::Validation(errors));
+        };
+        // One extra row tells whether another page follows.
+        let mut items = self.users.list(after, limit + 1).await?;
+        let next_after_id = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|user| user.id)
+        } else {
+            None
+        };
+        Ok(UserPage {
+            items,
+            next_after_id,
+        })
+    }
+
+    /// Invalidates the cached user after a committed change. Redis trouble
+    /// must not undo or fail the change, so a failed attempt is retried in
+    /// the background until Redis answers.
+    pub async fn invalidate(&self, id: UserId, version: i64) {
+        let cache = self.cache.clone();
+        let key = self.keys.user(id);
+        retry_after_commit("cache invalidation", move || {
+            let (cache, key) = (cache.clone(), key.clone());
+            async move { cache.invalidate(&key, version).await }
+        })
+        .await;
+    }
+
+    async fn end_sessions(&self, id: UserId) {
+        let sessions = self.sessions.clone();
+        retry_after_commit("ending sessions", move || {
+            let sessions = sessions.clone();
+            async move { sessions.end(id).await }
+        })
+        .await;
+    }
+}
+
+/// Runs `operation` now; if Redis fails, keeps retrying in the background
+/// with growing pauses (about a minute in all), so a committed change is
+/// still reflected in Redis once it is back.
+async fn retry_after_commit<F, Fut>(what: &'static str, operation: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), RedisError>> + Send,
+{
+    let Err(error) = operation().await else {
+        return;
+    };
+    tracing::warn!(error = %error, "{what} failed after commit; retrying in the background");
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        for _ in 0..10 {
+            tokio::time::sleep(pause).await;
+            if operation().await.is_ok() {
+                tracing::info!("{what} succeeded on retry");
+                return;
+            }
+            pause = (pause * 2).min(Duration::from_secs(15));
+        }
+        tracing::error!("{what} still failing; giving up");
+    });
+}

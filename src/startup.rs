@@ -1,0 +1,125 @@
+//! Builds everything once, at start-up: pools, services, the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+
+use crate::config::Settings;
+use crate::controllers;
+use crate::repositories::redis::{CacheStore, Keys, RedisClient, SessionStore};
+use crate::repositories::sql::Database;
+use crate::services::auth::AuthService;
+use crate::services::cache::CacheAside;
+use crate::services::health::HealthService;
+use crate::services::passwords::PasswordHasher;
+use crate::services::tokens::TokenIssuer;
+use crate::services::users::UserService;
+use crate::telemetry;
+
+/// The services handlers reach through `web::Data`, built once and shared by
+/// every worker.
+#[derive(Clone)]
+pub struct AppState {
+    pub auth: web::Data<AuthService>,
+    pub users: web::Data<UserService>,
+    pub health: web::Data<HealthService>,
+}
+
+impl AppState {
+    pub fn build(
+        settings: &Settings,
+        database: &Database,
+        redis: &RedisClient,
+    ) -> anyhow::Result<Self> {
+        let keys = Keys::new(&settings.redis.key_prefix);
+        let users_repository = database.users();
+        let sessions = SessionStore::new(redis.clone(), keys.clone());
+        let cache = CacheAside::new(
+            CacheStore::new(redis.clone()),
+            Duration::from_secs(settings.cache.ttl_seconds),
+        );
+        let users = UserService::new(users_repository.clone(), cache, keys, sessions.clone());
+        let tokens = TokenIssuer::new(
+            &settings.auth.jwt_secret,
+            Duration::from_secs(settings.auth.token_ttl_seconds),
+        );
+        let hasher = PasswordHasher::new(settings.auth.hash_concurrency)?;
+        let auth = AuthService::new(
+            users_repository,
+            users.clone(),
+            sessions,
+            Arc::new(tokens),
+            hasher,
+        );
+        Ok(Self {
+            auth: web::Data::new(auth),
+            users: web::Data::new(users),
+            health: web::Data::new(HealthService::new(database.clone(), redis.clone())),
+        })
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    database: Database,
+    redis: RedisClient,
+}
+
+impl Application {
+    /// Connects, migrates, and binds the listener (port 0 picks a free one).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let database = Database::connect(&settings.database).await?;
+        database.migrate().await?;
+        let redis = RedisClient::connect(&settings.redis).await?;
+        let state = AppState::build(&settings, &database, &redis)?;
+        let address = (settings.server.host.as_str(), settings.server.port);
+        let listener = TcpListener::bind(address)
+            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, state, &settings)?;
+        tracing::info!(port, "listening");
+        Ok(Self {
+            port,
+            server,
+            database,
+            redis,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, lets in-flight requests finish (up to
+    /// `server.shutdown_timeout_seconds`), then closes the pools.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("HTTP server failed")?;
+        tracing::info!("server stopped; closing pools");
+        self.redis.close();
+        self.database.close().await;
+        Ok(())
+    }
+}
+
+fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(telemetry::trace_requests))
+            .app_data(state.auth.clone())
+            .app_data(state.users.clone())
+            .app_data(state.health.clone())
+            .configure(controllers::configure)
+    })
+    .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+    .listen(listener)?;
+    if settings.server.workers > 0 {
+        server = server.workers(settings.server.workers);
+    }
+    Ok(server.run())
+}

@@ -1,0 +1,311 @@
+//! Spawns the real application on a random port against a real Redis (own key
+//! prefix per test) and a fresh database per test (a temporary SQLite file, or
+//! a new PostgreSQL database dropped afterwards).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, Response};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use user_api::config::Settings;
+use user_api::domain::{Role, UserId};
+use user_api::repositories::sql::{Database, UserChanges};
+use user_api::startup::Application;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn test_redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".into())
+}
+
+fn test_postgres_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The settings every test starts from: the repository's config files, with
+/// a free port, a fresh database and a key prefix of its own.
+pub fn test_settings() -> Settings {
+    let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut settings = Settings::load(&config_dir).expect("config/ loads");
+    settings.server.port = 0;
+    settings.server.host = "127.0.0.1".into();
+    settings.server.workers = 2;
+    settings.auth.hash_concurrency = 2;
+    settings.redis.url = SecretString::from(test_redis_url());
+    settings.redis.pool_min_idle = 1;
+    settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    settings.log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
+    settings
+}
+
+/// A database that exists only for one test.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match backend {
+            Backend::Sqlite => {
+                let path = std::env::temp_dir().join(format!("user-api-test-{id}.db"));
+                Self {
+                    url: format!("sqlite://{}", path.display()),
+                    cleanup: Cleanup::File(path),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = test_postgres_url();
+                let name = format!("user_api_test_{id}");
+                let mut connection = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .expect("PostgreSQL answers at TEST_POSTGRES_URL");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut connection)
+                    .await
+                    .expect("create the test database");
+                let (base, _) = admin_url.rsplit_once('/').expect("URL has a database");
+                Self {
+                    url: format!("{base}/{name}"),
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop cannot await: drop the database from a thread of its own.
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
+                    runtime.block_on(async {
+                        if let Ok(mut connection) = sqlx::PgConnection::connect(&admin_url).await {
+                            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                            let _ = sqlx::query(&sql).execute(&mut connection).await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    pub database: Database,
+    pub redis: redis::Client,
+    _database_guard: TestDatabase,
+}
+
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let database_guard = TestDatabase::create(backend).await;
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(database_guard.url.clone());
+    configure(&mut settings);
+    user_api::telemetry::init(&settings.log);
+    let application = Application::build(settings.clone())
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let database = Database::connect(&settings.database).await.expect("database");
+    let redis_url: &str = secrecy::ExposeSecret::expose_secret(&settings.redis.url);
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        redis: redis::Client::open(redis_url).expect("redis client"),
+        settings,
+        database,
+        _database_guard: database_guard,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path, None, Some(body)).await
+    }
+
+    pub async fn register(&self, username: &str) -> Response {
+        self.post(
+            "/api/v1/auth/register",
+            json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.post("/api/v1/auth/login", json!({"username": username, "password": password}))
+            .await
+    }
+
+    pub async fn login_token(&self, username: &str, password: &str) -> String {
+        let response = self.login(username, password).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: Value = response.json().await.expect("token JSON");
+        body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    /// Registers and logs in a user.
+    pub async fn user(&self, username: &str) -> TestUser {
+        let response = self.register(username).await;
+        assert_eq!(response.status(), 201, "register {username}");
+        let body: Value = response.json().await.expect("user JSON");
+        TestUser {
+            id: body["id"].as_i64().expect("id"),
+            username: username.to_string(),
+            token: self.login_token(username, PASSWORD).await,
+        }
+    }
+
+    /// Registers a user, makes it an admin in SQL, and logs it in.
+    pub async fn admin(&self, username: &str) -> TestUser {
+        let user = self.user(username).await;
+        self.database
+            .users()
+            .update(
+                UserId(user.id),
+                UserChanges { role: Some(Role::Admin), ..Default::default() },
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("promote to admin");
+        TestUser {
+            token: self.login_token(username, PASSWORD).await,
+            ..user
+        }
+    }
+
+    pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
+        self.redis
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis connection")
+    }
+
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.settings.redis.key_prefix)
+    }
+
+    pub async fn redis_get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.redis_connection().await)
+            .await
+            .expect("GET")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Leave the shared Redis as we found it.
+        if let Ok(mut connection) = self.redis.get_connection() {
+            let pattern = format!("{}*", self.settings.redis.key_prefix);
+            let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut connection).unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
+        }
+    }
+}
+
+pub async fn error_code(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("an error envelope");
+    (status, body["error"].clone())
+}
+
+/// Runs each test once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $app = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await;
+                    $body
+                }
+            )*
+        }
+    };
+}
