@@ -52,20 +52,23 @@ fn read_error(error: actix_web::Error) -> AppError {
     }
 }
 
-/// Names the field a deserialisation error is about.
-fn parse_error(error: serde_path_to_error::Error<impl std::fmt::Display>) -> AppError {
-    let path = error.path().to_string();
-    let message = error.inner().to_string();
+/// Names the field a deserialisation error is about; broken syntax is about
+/// the body as a whole.
+fn parse_error(path: String, message: String, syntax: bool) -> AppError {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
         return AppError::validation(field, "is not a known field");
     }
-    if path == "." {
+    // serde_json ends messages with " at line 1 column 9": not for people.
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    if syntax || path == "." {
         AppError::validation("body", format!("is not valid: {message}"))
     } else {
-        // Drop serde_json's " at line 1 column 9": the field names the place.
-        let message = message.split(" at line ").next().unwrap_or(&message);
-        AppError::validation(path, message.to_string())
+        AppError::validation(path, message)
     }
 }
 
@@ -73,7 +76,10 @@ fn parse_body<T: DeserializeOwned>(kind: BodyKind, bytes: &[u8]) -> Result<T, Ap
     match kind {
         BodyKind::Json => {
             let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-            let value = serde_path_to_error::deserialize(&mut deserializer).map_err(parse_error)?;
+            let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+                let syntax = error.inner().is_syntax() || error.inner().is_eof();
+                parse_error(error.path().to_string(), error.inner().to_string(), syntax)
+            })?;
             deserializer.end().map_err(|_| {
                 AppError::validation("body", "has trailing characters after the JSON value")
             })?;
@@ -81,7 +87,9 @@ fn parse_body<T: DeserializeOwned>(kind: BodyKind, bytes: &[u8]) -> Result<T, Ap
         }
         BodyKind::Form => {
             let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
-            serde_path_to_error::deserialize(pairs).map_err(parse_error)
+            serde_path_to_error::deserialize(pairs).map_err(|error| {
+                parse_error(error.path().to_string(), error.inner().to_string(), false)
+            })
         }
     }
 }

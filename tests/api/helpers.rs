@@ -129,7 +129,6 @@ pub struct TestApp {
 
 pub struct TestUser {
     pub id: i64,
-    pub username: String,
     pub token: String,
 }
 
@@ -148,7 +147,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let database = Database::connect(&settings.database).await.expect("database");
+    let database = Database::connect(&settings.database)
+        .await
+        .expect("database");
     let redis_url: &str = secrecy::ExposeSecret::expose_secret(&settings.redis.url);
     TestApp {
         address,
@@ -169,7 +170,13 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -185,7 +192,8 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
-        self.request(Method::PUT, path, Some(token), Some(body)).await
+        self.request(Method::PUT, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Response {
@@ -201,15 +209,21 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Response {
-        self.post("/api/v1/auth/login", json!({"username": username, "password": password}))
-            .await
+        self.post(
+            "/api/v1/auth/login",
+            json!({"username": username, "password": password}),
+        )
+        .await
     }
 
     pub async fn login_token(&self, username: &str, password: &str) -> String {
         let response = self.login(username, password).await;
         assert_eq!(response.status(), 200, "login of {username}");
         let body: Value = response.json().await.expect("token JSON");
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     /// Registers and logs in a user.
@@ -219,7 +233,6 @@ impl TestApp {
         let body: Value = response.json().await.expect("user JSON");
         TestUser {
             id: body["id"].as_i64().expect("id"),
-            username: username.to_string(),
             token: self.login_token(username, PASSWORD).await,
         }
     }
@@ -231,7 +244,10 @@ impl TestApp {
             .users()
             .update(
                 UserId(user.id),
-                UserChanges { role: Some(Role::Admin), ..Default::default() },
+                UserChanges {
+                    role: Some(Role::Admin),
+                    ..Default::default()
+                },
                 time::OffsetDateTime::now_utc(),
             )
             .await
@@ -267,7 +283,10 @@ impl Drop for TestApp {
         // Leave the shared Redis as we found it.
         if let Ok(mut connection) = self.redis.get_connection() {
             let pattern = format!("{}*", self.settings.redis.key_prefix);
-            let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(&mut connection).unwrap_or_default();
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut connection)
+                .unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
             }

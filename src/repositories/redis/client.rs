@@ -38,7 +38,7 @@ impl RedisClient {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
             .set_response_timeout(Some(settings.operation_timeout()));
-        let manager = Manager::new_with_config(url.as_ref(), connection)
+        let manager = Manager::new_with_config(url, connection)
             .with_context(|| format!("invalid Redis URL {shown}"))?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_max_size.max(1))

@@ -1,0 +1,12 @@
+//! One integration-test binary: the real HTTP app against real Redis and a
+//! real, fresh database, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod cache_consistency;
+mod errors;
+mod process;
+mod redis_outage;
+mod redis_server;
+mod users;

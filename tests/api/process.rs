@@ -1,0 +1,145 @@
+//! The binary as an operator runs it: start-up failures and SIGTERM.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, test_redis_url};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn user_api(port: u16, redis_url: &str, database: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_user-api"));
+    command
+        .arg("--config-dir")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .env("APP__SERVER__PORT", port.to_string())
+        .env("APP__SERVER__WORKERS", "2")
+        .env(
+            "APP__DATABASE__URL",
+            format!("sqlite://{}", database.display()),
+        )
+        .env("APP__REDIS__URL", redis_url)
+        .env(
+            "APP__REDIS__KEY_PREFIX",
+            format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        )
+        .env("APP__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn temp_database() -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "user-api-test-{}/app.db",
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+async fn wait_until_live(client: &reqwest::Client, base: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(response) = client.get(format!("{base}/health/live")).send().await
+            && response.status() == 200
+        {
+            return;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "user-api exited early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("user-api did not become live");
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+    let port = free_port();
+    let database = temp_database();
+    let mut child = user_api(port, &test_redis_url(), &database)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_until_live(&client, &base, &mut child).await;
+    assert!(
+        database.exists(),
+        "the SQLite file and its folder are created"
+    );
+
+    // Registrations hash passwords on two threads: several are in flight when
+    // the signal arrives.
+    let in_flight: Vec<_> = (0..8)
+        .map(|n| {
+            let request = client.post(format!("{base}/api/v1/auth/register")).json(&json!({
+                "username": format!("user{n}"), "email": format!("user{n}@example.com"), "password": PASSWORD,
+            }));
+            tokio::spawn(request.send())
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let stopped = Instant::now();
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for request in in_flight {
+        let response = request
+            .await
+            .unwrap()
+            .expect("an in-flight request is answered");
+        assert_eq!(response.status(), 201);
+    }
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stopped.elapsed() < Duration::from_secs(10));
+    assert_eq!(exit.code(), Some(0));
+    let _ = std::fs::remove_dir_all(database.parent().unwrap());
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_stops_start_up_with_a_clear_message_and_no_password() {
+    let database = temp_database();
+    let output = user_api(
+        free_port(),
+        "redis://:hunter2secret@127.0.0.1:1/0",
+        &database,
+    )
+    .output()
+    .unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
+    let _ = std::fs::remove_dir_all(database.parent().unwrap());
+}
+
+#[tokio::test]
+async fn migrate_applies_the_migrations_and_exits() {
+    let database = temp_database();
+    let output = user_api(free_port(), &test_redis_url(), &database)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(database.exists());
+    let _ = std::fs::remove_dir_all(database.parent().unwrap());
+}

@@ -1,0 +1,163 @@
+//! Redis is a cache: when it hangs or dies, user reads come from SQL within a
+//! bound, sessions fail closed with 503, nothing answers 500, and everything
+//! recovers without a restart.
+
+use std::time::{Duration, Instant};
+
+use actix_web::web;
+use reqwest::Method;
+use secrecy::SecretString;
+use serde_json::Value;
+use user_api::domain::UserId;
+use user_api::repositories::redis::RedisClient;
+use user_api::services::cache::CacheStatus;
+use user_api::services::users::UserService;
+use user_api::startup::AppState;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, error_code, spawn_app_with};
+use crate::redis_server::RedisServer;
+
+/// Well under a second: the operation timeout (300 ms) plus the SQL read.
+const BOUND: Duration = Duration::from_millis(800);
+
+async fn app_on(redis: &RedisServer, backend: Backend) -> TestApp {
+    let url = redis.url();
+    spawn_app_with(backend, |settings| {
+        settings.redis.url = SecretString::from(url)
+    })
+    .await
+}
+
+async fn cached_user(app: &TestApp) -> (TestUser, String, Value) {
+    let alice = app.user("alice").await;
+    let path = format!("/api/v1/users/{}", alice.id);
+    let body: Value = app.get(&path, &alice.token).await.json().await.unwrap();
+    assert_eq!(
+        app.get(&path, &alice.token).await.headers()["x-cache"],
+        "HIT"
+    );
+    (alice, path, body)
+}
+
+/// While Redis is unusable: reads from SQL in bounded time, 503 for sessions.
+async fn assert_degraded(
+    app: &TestApp,
+    users: &UserService,
+    alice: &TestUser,
+    path: &str,
+    body: &Value,
+) {
+    for _ in 0..3 {
+        let started = Instant::now();
+        let response = app.get(path, &alice.token).await;
+        // The bearer check needs Redis, so this read is refused...
+        assert_eq!(response.status(), 503);
+        assert!(
+            started.elapsed() < BOUND,
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    let started = Instant::now();
+    let (status, error) = error_code(app.get("/api/v1/users/me", &alice.token).await).await;
+    assert_eq!((status, error["code"].as_str()), (503, Some("unavailable")));
+    assert!(started.elapsed() < BOUND);
+    let (status, _) = error_code(app.login("alice", PASSWORD).await).await;
+    assert_eq!(status, 503, "login fails closed");
+    let ready = app.request(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status(), 503);
+    assert_ne!(
+        ready.json::<Value>().await.unwrap()["checks"]["redis"],
+        "ok"
+    );
+    // ...while the cache-aside read itself falls back to SQL quickly.
+    let started = Instant::now();
+    let (user, status) = users.get(UserId(alice.id)).await.unwrap();
+    assert!(
+        started.elapsed() < BOUND,
+        "cache-aside read took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, CacheStatus::Miss);
+    assert_eq!(&serde_json::to_value(user).unwrap(), body);
+}
+
+/// The service layer of a second instance over the same Redis and database,
+/// built while Redis is up, to look at the cache-aside read on its own.
+async fn user_service(app: &TestApp) -> web::Data<UserService> {
+    let redis = RedisClient::connect(&app.settings.redis).await.unwrap();
+    AppState::build(&app.settings, &app.database, &redis)
+        .unwrap()
+        .users
+}
+
+async fn eventually_ok(app: &TestApp, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = app.get("/api/v1/users/me", token).await.status();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not recovered within 5 s (last status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_hung_redis_degrades_then_recovers(backend: Backend) {
+    let redis = RedisServer::start();
+    let app = app_on(&redis, backend).await;
+    let (alice, path, body) = cached_user(&app).await;
+    let users = user_service(&app).await;
+    redis.pause();
+    assert_degraded(&app, &users, &alice, &path, &body).await;
+    redis.resume();
+    eventually_ok(&app, &alice.token).await;
+    assert_eq!(app.get(&path, &alice.token).await.status(), 200);
+}
+
+async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(backend: Backend) {
+    let mut redis = RedisServer::start();
+    let app = app_on(&redis, backend).await;
+    let (alice, path, body) = cached_user(&app).await;
+    let users = user_service(&app).await;
+    redis.stop();
+    assert_degraded(&app, &users, &alice, &path, &body).await;
+    redis.restart();
+    // The sessions went with the data: 401, not 500.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.get("/api/v1/users/me", &alice.token).await.status() != 401 {
+        assert!(Instant::now() < deadline, "no recovery after restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = app.login_token("alice", PASSWORD).await;
+    let response = app.get(&path, &token).await;
+    assert_eq!(response.headers()["x-cache"], "MISS");
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        body,
+        "no user lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_degrades_then_recovers_on_sqlite() {
+    a_hung_redis_degrades_then_recovers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_redis_degrades_then_recovers_on_postgres() {
+    a_hung_redis_degrades_then_recovers(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login_on_sqlite() {
+    a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login_on_postgres() {
+    a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(Backend::Postgres).await;
+}
