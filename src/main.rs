@@ -3,9 +3,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use user_api::config::Settings;
-use user_api::repositories::sql::Database;
 use user_api::startup::Application;
-use user_api::telemetry;
+use user_api::{cli, telemetry};
 
 #[derive(Parser)]
 #[command(name = "user-api", version, about = "The user API service")]
@@ -23,6 +22,34 @@ enum Command {
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Create an admin account, or promote the user with this username.
+    /// The password is read from standard input.
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Cache administration.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Delete cache entries whose key (after `{prefix}cache:`) ends with
+    /// SUFFIX or starts with PREFIX, taken literally.
+    Evict {
+        #[arg(long, conflicts_with = "prefix", required_unless_present = "prefix")]
+        suffix: Option<String>,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Count the keys without deleting them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[tokio::main]
@@ -48,12 +75,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .run_until_stopped()
                 .await
         }
-        Command::Migrate => {
-            let database = Database::connect(&settings.database).await?;
-            database.migrate().await?;
-            database.close().await;
-            println!("migrations applied");
-            Ok(())
+        Command::Migrate => cli::migrate(&settings).await,
+        Command::CreateAdmin { username, email } => {
+            cli::create_admin(&settings, username, email).await
         }
+        Command::Cache {
+            command:
+                CacheCommand::Evict {
+                    suffix,
+                    prefix,
+                    dry_run,
+                },
+        } => cli::evict_cache(&settings, suffix, prefix, dry_run).await,
     }
 }

@@ -11,10 +11,11 @@ use anyhow::Context;
 
 use crate::config::Settings;
 use crate::controllers;
-use crate::repositories::redis::{CacheStore, Keys, RedisClient, SessionStore};
+use crate::repositories::redis::{CacheStore, KeyScanner, Keys, RedisClient, SessionStore};
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
 use crate::services::cache::CacheAside;
+use crate::services::cache_admin::CacheAdminService;
 use crate::services::health::HealthService;
 use crate::services::passwords::PasswordHasher;
 use crate::services::tokens::TokenIssuer;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub auth: web::Data<AuthService>,
     pub users: web::Data<UserService>,
     pub health: web::Data<HealthService>,
+    pub cache_admin: web::Data<CacheAdminService>,
 }
 
 impl AppState {
@@ -42,6 +44,12 @@ impl AppState {
         let cache = CacheAside::new(
             CacheStore::new(redis.clone()),
             Duration::from_secs(settings.cache.ttl_seconds),
+        );
+        let cache_admin = CacheAdminService::new(
+            KeyScanner::new(redis.clone()),
+            keys.clone(),
+            cache.counters(),
+            settings.cache.ttl_seconds,
         );
         let users = UserService::new(users_repository.clone(), cache, keys, sessions.clone());
         let tokens = TokenIssuer::new(
@@ -60,6 +68,7 @@ impl AppState {
             auth: web::Data::new(auth),
             users: web::Data::new(users),
             health: web::Data::new(HealthService::new(database.clone(), redis.clone())),
+            cache_admin: web::Data::new(cache_admin),
         })
     }
 }
@@ -114,6 +123,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.auth.clone())
             .app_data(state.users.clone())
             .app_data(state.health.clone())
+            .app_data(state.cache_admin.clone())
             .configure(controllers::configure)
     })
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)

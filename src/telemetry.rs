@@ -19,7 +19,10 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // stderr: stdout stays free for what the one-shot commands print.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second init (tests spawn many apps in one process) keeps the first.
     let _ = match settings.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

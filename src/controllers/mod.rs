@@ -1,5 +1,6 @@
 //! HTTP only: routes, extraction, and mapping service results to responses.
 
+mod admin;
 mod auth;
 mod extract;
 mod health;
@@ -30,7 +31,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::put().to(users::update))
                         .route(web::delete().to(users::delete)),
                 )
-                .service(resource("/users").route(web::get().to(users::list))),
+                .service(resource("/users").route(web::get().to(users::list)))
+                .service(resource("/admin/cache/keys").route(web::delete().to(admin::evict)))
+                .service(resource("/admin/cache/stats").route(web::get().to(admin::cache_stats))),
         )
         .service(resource("/health/live").route(web::get().to(health::live)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))

@@ -36,6 +36,13 @@ pub struct PasswordChange {
     pub new_password: Option<SecretString>,
 }
 
+/// What `create-admin` did.
+pub enum AdminAccount {
+    Created(User),
+    /// The username existed: that user was made an admin, nothing else changed.
+    Promoted(User),
+}
+
 pub struct AccessToken {
     pub token: String,
     pub expires_in: u64,
@@ -115,6 +122,31 @@ impl AuthService {
             .await?;
         tracing::info!(user = %user.id, "user registered");
         Ok(user)
+    }
+
+    /// Creates an admin account, or promotes the user who has this username.
+    pub async fn create_admin(
+        &self,
+        username: String,
+        email: String,
+        password: SecretString,
+    ) -> Result<AdminAccount, AppError> {
+        let existing = self
+            .users
+            .find_credentials(LoginName::Username(&username))
+            .await?;
+        if let Some(existing) = existing {
+            let user = self.user_service.promote_to_admin(existing.id).await?;
+            return Ok(AdminAccount::Promoted(user));
+        }
+        let registration = Registration {
+            username: Some(username),
+            email: Some(email),
+            password: Some(password),
+        };
+        Ok(AdminAccount::Created(
+            self.register(registration, Role::Admin).await?,
+        ))
     }
 
     /// Checks the password and makes a new token the user's only valid one.

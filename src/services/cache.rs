@@ -2,6 +2,8 @@
 //! `@cached` decorator. Redis is only a cache here: when it fails, the value
 //! comes from the loader and the request goes on.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -35,15 +37,48 @@ impl CacheStatus {
 /// fill can overwrite. (2^53 - 1, exact in Lua's numbers.)
 pub const DELETED_VERSION: i64 = (1 << 53) - 1;
 
+/// What cache-aside reads found, since this instance started.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Reads that went to the source because Redis failed.
+    bypasses: AtomicU64,
+}
+
+impl CacheCounters {
+    /// (hits, misses, bypasses)
+    pub fn read(&self) -> (u64, u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.bypasses.load(Ordering::Relaxed),
+        )
+    }
+
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Clone)]
 pub struct CacheAside {
     store: CacheStore,
     ttl: Duration,
+    counters: Arc<CacheCounters>,
 }
 
 impl CacheAside {
     pub fn new(store: CacheStore, ttl: Duration) -> Self {
-        Self { store, ttl }
+        Self {
+            store,
+            ttl,
+            counters: Arc::default(),
+        }
+    }
+
+    pub fn counters(&self) -> Arc<CacheCounters> {
+        self.counters.clone()
     }
 
     /// The cached value under `key`, or the loader's, which is then cached.
@@ -59,7 +94,10 @@ impl CacheAside {
     {
         let redis_answered = match self.store.get(key.as_str()).await {
             Ok(Some(entry)) => match entry.body.as_deref().map(serde_json::from_slice::<T>) {
-                Some(Ok(value)) => return Ok((value, CacheStatus::Hit)),
+                Some(Ok(value)) => {
+                    CacheCounters::count(&self.counters.hits);
+                    return Ok((value, CacheStatus::Hit));
+                }
                 Some(Err(error)) => {
                     tracing::warn!(key = key.as_str(), error = %error, "undecodable cache entry; reloading");
                     true
@@ -72,6 +110,11 @@ impl CacheAside {
                 false
             }
         };
+        CacheCounters::count(if redis_answered {
+            &self.counters.misses
+        } else {
+            &self.counters.bypasses
+        });
         let value = load().await?;
         // After a failed read, skip the write: it would only wait out the
         // same timeout again.

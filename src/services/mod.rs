@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod cache_admin;
 pub mod health;
 pub mod passwords;
 pub mod tokens;

@@ -116,17 +116,39 @@ impl UserService {
             email: email.as_ref().map(Email::as_str),
             role: update.role,
         };
-        let updated = self
+        self.apply(&current, changes).await
+    }
+
+    /// Makes the user an admin (the `create-admin` command).
+    pub async fn promote_to_admin(&self, id: UserId) -> Result<User, AppError> {
+        let current = self
             .users
-            .update(id, changes, OffsetDateTime::now_utc())
+            .find(id)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        self.invalidate(id, updated.version).await;
-        if updated.role != current.role {
-            // The role is in the user's token; make them log in again.
-            self.end_sessions(id).await;
+        if current.role == Role::Admin {
+            return Ok(current);
         }
-        tracing::info!("user updated");
+        let changes = UserChanges {
+            role: Some(Role::Admin),
+            ..UserChanges::default()
+        };
+        self.apply(&current, changes).await
+    }
+
+    /// Commits the changes, then invalidates the cached user, and ends the
+    /// sessions if the role changed (the role is in the user's token).
+    async fn apply(&self, current: &User, changes: UserChanges<'_>) -> Result<User, AppError> {
+        let updated = self
+            .users
+            .update(current.id, changes, OffsetDateTime::now_utc())
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
+        self.invalidate(current.id, updated.version).await;
+        if updated.role != current.role {
+            self.end_sessions(current.id).await;
+        }
+        tracing::info!(user = %current.id, "user updated");
         Ok(updated)
     }
 

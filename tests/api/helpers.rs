@@ -294,6 +294,38 @@ impl Drop for TestApp {
     }
 }
 
+/// The `user-api` binary, configured like a test app: the repository's
+/// config files, then these through the environment.
+pub fn user_api_command(
+    database_url: &str,
+    redis_url: &str,
+    key_prefix: &str,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_user-api"));
+    command
+        .arg("--config-dir")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"))
+        .env("APP__DATABASE__URL", database_url)
+        .env("APP__REDIS__URL", redis_url)
+        .env("APP__REDIS__KEY_PREFIX", key_prefix)
+        .env("APP__LOG__LEVEL", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+impl TestApp {
+    /// The binary, on this app's database and Redis prefix.
+    pub fn command(&self) -> std::process::Command {
+        user_api_command(
+            secrecy::ExposeSecret::expose_secret(&self.settings.database.url),
+            secrecy::ExposeSecret::expose_secret(&self.settings.redis.url),
+            &self.settings.redis.key_prefix,
+        )
+    }
+}
+
 pub async fn error_code(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("an error envelope");

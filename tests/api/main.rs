@@ -4,8 +4,10 @@
 mod helpers;
 
 mod accounts;
+mod admin_cache;
 mod cache_consistency;
 mod errors;
+mod glob_property;
 mod process;
 mod redis_outage;
 mod redis_server;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, test_redis_url};
+use crate::helpers::{PASSWORD, test_redis_url, user_api_command};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -18,24 +18,16 @@ fn free_port() -> u16 {
 }
 
 fn user_api(port: u16, redis_url: &str, database: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_user-api"));
+    let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    let mut command = user_api_command(
+        &format!("sqlite://{}", database.display()),
+        redis_url,
+        &prefix,
+    );
     command
-        .arg("--config-dir")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config"))
         .env("APP__SERVER__PORT", port.to_string())
         .env("APP__SERVER__WORKERS", "2")
-        .env(
-            "APP__DATABASE__URL",
-            format!("sqlite://{}", database.display()),
-        )
-        .env("APP__REDIS__URL", redis_url)
-        .env(
-            "APP__REDIS__KEY_PREFIX",
-            format!("test:{}:", uuid::Uuid::new_v4().simple()),
-        )
-        .env("APP__LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stdout(Stdio::null());
     command
 }
 

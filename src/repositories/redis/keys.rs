@@ -49,6 +49,44 @@ impl Keys {
     pub fn session(&self, id: UserId) -> String {
         format!("{}session:user:{id}", self.prefix)
     }
+
+    /// A SCAN `MATCH` pattern for every key in the cache namespace.
+    pub fn cache_pattern(&self) -> String {
+        format!("{}*", escape_glob(&self.cache_namespace()))
+    }
+
+    /// A SCAN `MATCH` pattern for cache keys ending in `suffix`, taken literally.
+    pub fn cache_suffix_pattern(&self, suffix: &str) -> String {
+        format!(
+            "{}*{}",
+            escape_glob(&self.cache_namespace()),
+            escape_glob(suffix)
+        )
+    }
+
+    /// A SCAN `MATCH` pattern for cache keys whose name after the namespace
+    /// starts with `prefix`, taken literally.
+    pub fn cache_prefix_pattern(&self, prefix: &str) -> String {
+        format!(
+            "{}{}*",
+            escape_glob(&self.cache_namespace()),
+            escape_glob(prefix)
+        )
+    }
+}
+
+/// Escapes Redis glob characters (`* ? [ ] \`) so `MATCH` takes `text`
+/// literally. (`^` and `-` only mean something inside brackets, and every
+/// bracket is escaped.)
+pub fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        if matches!(character, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
 }
 
 #[cfg(test)]
@@ -70,5 +108,15 @@ mod tests {
                 .session(UserId(42))
                 .starts_with(&keys.cache_namespace())
         );
+    }
+
+    #[test]
+    fn glob_characters_are_escaped_and_others_kept() {
+        assert_eq!(escape_glob(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+        assert_eq!(escape_glob("user:42-é^"), "user:42-é^");
+        let keys = Keys::new("app:");
+        assert_eq!(keys.cache_suffix_pattern("*"), r"app:cache:*\*");
+        assert_eq!(keys.cache_prefix_pattern("user:"), "app:cache:user:*");
+        assert_eq!(keys.cache_pattern(), "app:cache:*");
     }
 }

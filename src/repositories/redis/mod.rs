@@ -4,9 +4,11 @@
 mod cache;
 mod client;
 pub mod keys;
+mod scan;
 mod sessions;
 
 pub use cache::{CacheStore, CachedEntry};
 pub use client::{RedisClient, RedisError};
 pub use keys::{CacheKey, Keys};
+pub use scan::{KeyScanner, ScanPage};
 pub use sessions::SessionStore;

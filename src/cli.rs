@@ -1,0 +1,107 @@
+//! The one-shot commands: `migrate`, `create-admin`, `cache evict`.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context;
+use secrecy::SecretString;
+
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::repositories::redis::RedisClient;
+use crate::repositories::sql::Database;
+use crate::services::auth::AdminAccount;
+use crate::services::cache_admin::{EvictionRequest, Selector};
+use crate::startup::AppState;
+
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let database = Database::connect(&settings.database).await?;
+    database.migrate().await?;
+    database.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+async fn services(settings: &Settings) -> anyhow::Result<AppState> {
+    let database = Database::connect(&settings.database).await?;
+    database.migrate().await?;
+    let redis = RedisClient::connect(&settings.redis).await?;
+    AppState::build(settings, &database, &redis)
+}
+
+/// An `AppError` as a message for a terminal, naming invalid fields.
+fn explain(error: AppError) -> anyhow::Error {
+    match error {
+        AppError::Validation(details) => anyhow::anyhow!(
+            "invalid input: {}",
+            details
+                .iter()
+                .map(|detail| format!("{} {}", detail.field, detail.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        AppError::Conflict(field) => {
+            anyhow::anyhow!("{} is already taken by another user", field.field)
+        }
+        AppError::Unavailable(cause) | AppError::Internal(cause) => cause,
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// Reads the password from standard input: hidden when it is a terminal,
+/// the first line otherwise (for scripts: `echo "$PW" | user-api create-admin ...`).
+fn read_password() -> anyhow::Result<SecretString> {
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ").context("reading the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    Ok(SecretString::from(password))
+}
+
+pub async fn create_admin(
+    settings: &Settings,
+    username: String,
+    email: String,
+) -> anyhow::Result<()> {
+    let password = read_password()?;
+    let state = services(settings).await?;
+    match state
+        .auth
+        .create_admin(username, email, password)
+        .await
+        .map_err(explain)?
+    {
+        AdminAccount::Created(user) => println!("created admin {} (id {})", user.username, user.id),
+        AdminAccount::Promoted(user) => println!(
+            "user {} (id {}) already existed and is now an admin; its password and e-mail were not changed",
+            user.username, user.id
+        ),
+    }
+    Ok(())
+}
+
+pub async fn evict_cache(
+    settings: &Settings,
+    suffix: Option<String>,
+    prefix: Option<String>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let selector = Selector::parse(EvictionRequest { suffix, prefix }).map_err(explain)?;
+    let state = services(settings).await?;
+    let count = state
+        .cache_admin
+        .evict(&selector, dry_run)
+        .await
+        .map_err(explain)?;
+    if dry_run {
+        println!("would delete {count} keys");
+    } else {
+        println!("deleted {count} keys");
+    }
+    Ok(())
+}

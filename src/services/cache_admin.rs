@@ -1,0 +1,253 @@
+//! Admin eviction of cache entries by suffix or prefix, and cache stats.
+//! Only keys inside the cache namespace `{prefix}cache:` can be touched:
+//! the MATCH pattern is built there with the value escaped, and every key
+//! SCAN returns is checked again with a plain string test before it goes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::auth::Principal;
+use super::cache::CacheCounters;
+use crate::error::{AppError, FieldError};
+use crate::repositories::redis::{KeyScanner, Keys};
+
+/// Longer values are refused: crafted MATCH patterns have hung servers.
+pub const MAX_SELECTOR_LENGTH: usize = 256;
+/// Keys SCAN looks at per step, and keys per UNLINK.
+const BATCH: usize = 500;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EvictionRequest {
+    pub suffix: Option<String>,
+    pub prefix: Option<String>,
+}
+
+/// Which cache keys to evict, by the part after the namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    Suffix(String),
+    Prefix(String),
+}
+
+impl Selector {
+    pub fn parse(request: EvictionRequest) -> Result<Self, AppError> {
+        let invalid = |field: &str, message: &str| {
+            Err(AppError::Validation(vec![FieldError::new(field, message)]))
+        };
+        let selector = match (request.suffix, request.prefix) {
+            (Some(suffix), None) => Selector::Suffix(suffix),
+            (None, Some(prefix)) => Selector::Prefix(prefix),
+            (None, None) => return invalid("suffix", "give exactly one of suffix or prefix"),
+            (Some(_), Some(_)) => return invalid("prefix", "give only one of suffix or prefix"),
+        };
+        let (field, value) = match &selector {
+            Selector::Suffix(value) => ("suffix", value),
+            Selector::Prefix(value) => ("prefix", value),
+        };
+        if value.is_empty() {
+            return invalid(field, "must not be empty");
+        }
+        if value.len() > MAX_SELECTOR_LENGTH {
+            return invalid(field, "must be at most 256 bytes long");
+        }
+        Ok(selector)
+    }
+
+    fn pattern(&self, keys: &Keys) -> String {
+        match self {
+            Selector::Suffix(suffix) => keys.cache_suffix_pattern(suffix),
+            Selector::Prefix(prefix) => keys.cache_prefix_pattern(prefix),
+        }
+    }
+
+    /// The literal test every key must pass, whatever SCAN returned.
+    fn selects(&self, namespace: &[u8], key: &[u8]) -> bool {
+        let Some(name) = key.strip_prefix(namespace) else {
+            return false;
+        };
+        match self {
+            Selector::Suffix(suffix) => name.ends_with(suffix.as_bytes()),
+            Selector::Prefix(prefix) => name.starts_with(prefix.as_bytes()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CacheStats {
+    /// Cache-aside reads answered from Redis, by this instance since it started.
+    pub hits: u64,
+    pub misses: u64,
+    /// Reads that skipped the cache because Redis failed.
+    pub bypasses: u64,
+    pub hit_ratio: Option<f64>,
+    /// Keys in the cache namespace (SCAN count; may include a few repeats
+    /// while Redis is rehashing).
+    pub keys: u64,
+    pub ttl_seconds: u64,
+    pub namespace: String,
+    pub redis_keyspace_hits: u64,
+    pub redis_keyspace_misses: u64,
+    pub redis_used_memory_bytes: u64,
+}
+
+#[derive(Clone)]
+pub struct CacheAdminService {
+    scanner: KeyScanner,
+    keys: Keys,
+    counters: Arc<CacheCounters>,
+    ttl_seconds: u64,
+}
+
+fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
+impl CacheAdminService {
+    pub fn new(
+        scanner: KeyScanner,
+        keys: Keys,
+        counters: Arc<CacheCounters>,
+        ttl_seconds: u64,
+    ) -> Self {
+        Self {
+            scanner,
+            keys,
+            counters,
+            ttl_seconds,
+        }
+    }
+
+    /// The HTTP entry point: admins only; 404 when nothing matched.
+    pub async fn evict_as(
+        &self,
+        actor: &Principal,
+        request: EvictionRequest,
+    ) -> Result<u64, AppError> {
+        ensure_admin(actor)?;
+        match self.evict(&Selector::parse(request)?, false).await? {
+            0 => Err(AppError::NotFound("matching cache key")),
+            deleted => Ok(deleted),
+        }
+    }
+
+    /// Deletes the selected cache keys and returns how many were deleted;
+    /// with `dry_run`, only counts them.
+    #[tracing::instrument(skip(self))]
+    pub async fn evict(&self, selector: &Selector, dry_run: bool) -> Result<u64, AppError> {
+        let namespace = self.keys.cache_namespace();
+        let pattern = selector.pattern(&self.keys);
+        // SCAN may return a key twice; a dry run must not count it twice.
+        let mut seen = HashSet::new();
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut total = 0;
+        let mut cursor = 0;
+        loop {
+            let page = self.scanner.page(cursor, &pattern, BATCH).await?;
+            batch.extend(
+                page.keys
+                    .into_iter()
+                    .filter(|key| selector.selects(namespace.as_bytes(), key)),
+            );
+            cursor = page.cursor;
+            if batch.len() >= BATCH || (cursor == 0 && !batch.is_empty()) {
+                total += if dry_run {
+                    batch
+                        .drain(..)
+                        .filter(|key| seen.insert(key.clone()))
+                        .count() as u64
+                } else {
+                    // UNLINK counts only keys that still existed: repeats add 0.
+                    let deleted = self.scanner.unlink(&batch).await?;
+                    batch.clear();
+                    deleted
+                };
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        tracing::info!(total, dry_run, "cache eviction finished");
+        Ok(total)
+    }
+
+    pub async fn stats(&self, actor: &Principal) -> Result<CacheStats, AppError> {
+        ensure_admin(actor)?;
+        let pattern = self.keys.cache_pattern();
+        let mut keys = 0;
+        let mut cursor = 0;
+        loop {
+            let page = self.scanner.page(cursor, &pattern, 1000).await?;
+            keys += page.keys.len() as u64;
+            cursor = page.cursor;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let (redis_keyspace_hits, redis_keyspace_misses, redis_used_memory_bytes) =
+            self.scanner.server_stats().await?;
+        let (hits, misses, bypasses) = self.counters.read();
+        let reads = hits + misses + bypasses;
+        Ok(CacheStats {
+            hits,
+            misses,
+            bypasses,
+            hit_ratio: (reads > 0).then(|| hits as f64 / reads as f64),
+            keys,
+            ttl_seconds: self.ttl_seconds,
+            namespace: self.keys.cache_namespace(),
+            redis_keyspace_hits,
+            redis_keyspace_misses,
+            redis_used_memory_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(suffix: Option<&str>, prefix: Option<&str>) -> EvictionRequest {
+        EvictionRequest {
+            suffix: suffix.map(str::to_string),
+            prefix: prefix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn exactly_one_non_empty_short_selector_is_accepted() {
+        assert_eq!(
+            Selector::parse(request(Some(":1"), None)).unwrap(),
+            Selector::Suffix(":1".into())
+        );
+        assert_eq!(
+            Selector::parse(request(None, Some("user:"))).unwrap(),
+            Selector::Prefix("user:".into())
+        );
+        for bad in [
+            request(None, None),
+            request(Some("a"), Some("b")),
+            request(Some(""), None),
+            request(None, Some(&"x".repeat(257))),
+        ] {
+            assert!(Selector::parse(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn the_literal_test_stays_inside_the_namespace() {
+        let namespace = b"app:cache:";
+        let suffix = Selector::Suffix(":1".into());
+        assert!(suffix.selects(namespace, b"app:cache:user:1"));
+        assert!(!suffix.selects(namespace, b"app:cache:user:11"));
+        assert!(!suffix.selects(namespace, b"app:session:user:1"));
+        let star = Selector::Prefix("*".into());
+        assert!(!star.selects(namespace, b"app:cache:user:1"));
+        assert!(star.selects(namespace, b"app:cache:*weird"));
+    }
+}
