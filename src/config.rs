@@ -18,6 +18,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub auth: AuthSettings,
     pub cache: CacheSettings,
+    pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
 }
 
@@ -69,6 +70,20 @@ pub struct CacheSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// Requests per client IP per window, across all instances.
+    pub requests: u32,
+    pub window_seconds: u64,
+    /// Login attempts per client IP, and per account, per login window.
+    pub login_requests: u32,
+    pub login_window_seconds: u64,
+    /// Comma-separated addresses or CIDR ranges whose `X-Forwarded-For` /
+    /// `Forwarded` headers are believed.
+    pub trusted_proxies: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
@@ -117,6 +132,14 @@ impl Settings {
         }
         if self.auth.token_ttl_seconds == 0 || self.cache.ttl_seconds == 0 {
             anyhow::bail!("auth.token_ttl_seconds and cache.ttl_seconds must be positive");
+        }
+        let limits = &self.rate_limit;
+        if limits.requests == 0
+            || limits.window_seconds == 0
+            || limits.login_requests == 0
+            || limits.login_window_seconds == 0
+        {
+            anyhow::bail!("rate_limit requests and windows must be positive");
         }
         Ok(())
     }

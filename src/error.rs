@@ -2,11 +2,11 @@
 //! envelope: `{"error": {"code", "message", "details"?}}`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::repositories::redis::RedisError;
+use crate::repositories::redis::{RateDecision, RedisError};
 use crate::repositories::sql::SqlError;
 
 /// One invalid input, named by the field it came from.
@@ -43,6 +43,8 @@ pub enum AppError {
     Conflict(FieldError),
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("rate limited")]
+    RateLimited(RateDecision),
     /// A dependency (Redis, the database) did not answer in time.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -65,6 +67,7 @@ impl AppError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -81,6 +84,10 @@ impl AppError {
             Self::MethodNotAllowed => "this method is not allowed on this path".into(),
             Self::Conflict(field) => format!("{} is already taken", field.field),
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::RateLimited(decision) => format!(
+                "too many requests; retry in {} s",
+                whole_seconds(decision.retry_after)
+            ),
             Self::Unavailable(_) => "the service is temporarily unavailable; retry shortly".into(),
             Self::Internal(_) => "an internal error occurred".into(),
         }
@@ -103,6 +110,24 @@ impl From<SqlError> for AppError {
 impl From<RedisError> for AppError {
     fn from(error: RedisError) -> Self {
         AppError::Unavailable(error.into())
+    }
+}
+
+/// Seconds, rounded up, at least 1: a client told "0" would retry at once.
+fn whole_seconds(duration: std::time::Duration) -> u64 {
+    duration.as_millis().div_ceil(1000).max(1) as u64
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds
+/// until the full limit is available again).
+pub fn write_rate_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
+    let reset = decision.reset.as_millis().div_ceil(1000) as u64;
+    for (name, value) in [
+        ("ratelimit-limit", u64::from(decision.limit)),
+        ("ratelimit-remaining", u64::from(decision.remaining)),
+        ("ratelimit-reset", reset),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
     }
 }
 
@@ -129,6 +154,7 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -165,9 +191,16 @@ impl ResponseError for AppError {
             Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
+            Self::RateLimited(decision) => {
+                response.insert_header((header::RETRY_AFTER, whole_seconds(decision.retry_after)));
+            }
             _ => {}
         }
-        response.json(envelope)
+        let mut response = response.json(envelope);
+        if let Self::RateLimited(decision) = self {
+            write_rate_limit_headers(response.headers_mut(), decision);
+        }
+        response
     }
 }
 

@@ -11,13 +11,17 @@ use anyhow::Context;
 
 use crate::config::Settings;
 use crate::controllers;
-use crate::repositories::redis::{CacheStore, KeyScanner, Keys, RedisClient, SessionStore};
+use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
+use crate::repositories::redis::{
+    CacheStore, KeyScanner, Keys, RateLimitStore, RedisClient, SessionStore,
+};
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
 use crate::services::cache::CacheAside;
 use crate::services::cache_admin::CacheAdminService;
 use crate::services::health::HealthService;
 use crate::services::passwords::PasswordHasher;
+use crate::services::rate_limit::RateLimitService;
 use crate::services::tokens::TokenIssuer;
 use crate::services::users::UserService;
 use crate::telemetry;
@@ -30,6 +34,8 @@ pub struct AppState {
     pub users: web::Data<UserService>,
     pub health: web::Data<HealthService>,
     pub cache_admin: web::Data<CacheAdminService>,
+    pub rate_limits: web::Data<RateLimitService>,
+    pub clients: web::Data<ClientKeyExtractor>,
 }
 
 impl AppState {
@@ -51,24 +57,40 @@ impl AppState {
             cache.counters(),
             settings.cache.ttl_seconds,
         );
-        let users = UserService::new(users_repository.clone(), cache, keys, sessions.clone());
+        let users = UserService::new(
+            users_repository.clone(),
+            cache,
+            keys.clone(),
+            sessions.clone(),
+        );
         let tokens = TokenIssuer::new(
             &settings.auth.jwt_secret,
             Duration::from_secs(settings.auth.token_ttl_seconds),
         );
         let hasher = PasswordHasher::new(settings.auth.hash_concurrency)?;
+        let clients =
+            ClientKeyExtractor::new(TrustedProxies::parse(&settings.rate_limit.trusted_proxies)?);
+        let rate_limits = Arc::new(RateLimitService::new(
+            RateLimitStore::new(redis.clone()),
+            keys.clone(),
+            &settings.rate_limit,
+            local_shield(&settings.rate_limit, clients.clone())?,
+        ));
         let auth = AuthService::new(
             users_repository,
             users.clone(),
             sessions,
             Arc::new(tokens),
             hasher,
+            rate_limits.clone(),
         );
         Ok(Self {
             auth: web::Data::new(auth),
             users: web::Data::new(users),
             health: web::Data::new(HealthService::new(database.clone(), redis.clone())),
             cache_admin: web::Data::new(cache_admin),
+            rate_limits: web::Data::from(rate_limits),
+            clients: web::Data::new(clients),
         })
     }
 }
@@ -87,6 +109,7 @@ impl Application {
         database.migrate().await?;
         let redis = RedisClient::connect(&settings.redis).await?;
         let state = AppState::build(&settings, &database, &redis)?;
+        forget_idle_clients(state.rate_limits.clone());
         let address = (settings.server.host.as_str(), settings.server.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
@@ -116,6 +139,17 @@ impl Application {
     }
 }
 
+/// Every minute, drops in-process rate-limit state of quiet clients.
+fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            rate_limits.forget_idle_clients();
+        }
+    });
+}
+
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
@@ -124,6 +158,8 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.users.clone())
             .app_data(state.health.clone())
             .app_data(state.cache_admin.clone())
+            .app_data(state.rate_limits.clone())
+            .app_data(state.clients.clone())
             .configure(controllers::configure)
     })
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)

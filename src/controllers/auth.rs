@@ -1,10 +1,11 @@
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
+use super::client_ip::ClientKeyExtractor;
 use super::extract::{Authenticated, Json, JsonOrForm};
 use crate::domain::Role;
-use crate::error::AppError;
+use crate::error::{AppError, write_rate_limit_headers};
 use crate::services::auth::{AuthService, LoginAttempt, PasswordChange, Registration};
 
 #[derive(Serialize)]
@@ -25,17 +26,28 @@ pub async fn register(
 }
 
 pub async fn login(
+    request: HttpRequest,
     auth: web::Data<AuthService>,
+    clients: web::Data<ClientKeyExtractor>,
     JsonOrForm(attempt): JsonOrForm<LoginAttempt>,
 ) -> Result<HttpResponse, AppError> {
-    let token = auth.login(attempt).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(TokenResponse {
-            access_token: token.token,
-            token_type: "bearer",
-            expires_in: token.expires_in,
-        }))
+    let client = clients.client(&request);
+    let result = auth.login(attempt, &client).await;
+    let mut response = match result.outcome {
+        Ok(token) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(TokenResponse {
+                access_token: token.token,
+                token_type: "bearer",
+                expires_in: token.expires_in,
+            }),
+        Err(error) => error.error_response(),
+    };
+    // The login limit's headers, on failures too.
+    if let Some(limit) = result.limit {
+        write_rate_limit_headers(response.headers_mut(), &limit);
+    }
+    Ok(response)
 }
 
 pub async fn logout(

@@ -2,10 +2,13 @@
 
 mod admin;
 mod auth;
+pub mod client_ip;
 mod extract;
 mod health;
+mod rate_limit;
 mod users;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Resource, web};
 
 use crate::error::AppError;
@@ -20,6 +23,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(extract::query_error))
         .service(
             web::scope("/api/v1")
+                .wrap(from_fn(rate_limit::limit_requests))
                 .service(resource("/auth/register").route(web::post().to(auth::register)))
                 .service(resource("/auth/login").route(web::post().to(auth::login)))
                 .service(resource("/auth/logout").route(web::post().to(auth::logout)))

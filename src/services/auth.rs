@@ -7,11 +7,12 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::passwords::PasswordHasher;
+use super::rate_limit::{ClientKey, RateLimitService};
 use super::tokens::{TokenIssuer, TokenSubject};
 use super::users::UserService;
 use crate::domain::{Email, Password, Role, User, Username};
 use crate::error::{AppError, FieldError};
-use crate::repositories::redis::SessionStore;
+use crate::repositories::redis::{RateDecision, SessionStore};
 use crate::repositories::sql::{LoginName, NewUser, UserRepository};
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +44,13 @@ pub enum AdminAccount {
     Promoted(User),
 }
 
+/// A login's outcome and the login limit it counted against, which the
+/// response reports whatever the outcome.
+pub struct LoginResult {
+    pub outcome: Result<AccessToken, AppError>,
+    pub limit: Option<RateDecision>,
+}
+
 pub struct AccessToken {
     pub token: String,
     pub expires_in: u64,
@@ -64,6 +72,7 @@ pub struct AuthService {
     sessions: SessionStore,
     tokens: Arc<TokenIssuer>,
     hasher: PasswordHasher,
+    rate_limits: Arc<RateLimitService>,
 }
 
 /// Collects a required field, recording an error when it is missing.
@@ -87,6 +96,7 @@ impl AuthService {
         sessions: SessionStore,
         tokens: Arc<TokenIssuer>,
         hasher: PasswordHasher,
+        rate_limits: Arc<RateLimitService>,
     ) -> Self {
         Self {
             users,
@@ -94,6 +104,7 @@ impl AuthService {
             sessions,
             tokens,
             hasher,
+            rate_limits,
         }
     }
 
@@ -150,26 +161,47 @@ impl AuthService {
     }
 
     /// Checks the password and makes a new token the user's only valid one.
+    /// Attempts are limited per client and per account tried.
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, attempt: LoginAttempt) -> Result<AccessToken, AppError> {
+    pub async fn login(&self, attempt: LoginAttempt, client: &ClientKey) -> LoginResult {
         let mut errors = Vec::new();
         let login = required(attempt.username, "username", &mut errors);
         let password = required(attempt.password, "password", &mut errors);
         let (Some(login), Some(password)) = (login, password) else {
-            return Err(AppError::Validation(errors));
+            return LoginResult {
+                outcome: Err(AppError::Validation(errors)),
+                limit: None,
+            };
         };
         let login = login.trim().to_lowercase();
+        match self.rate_limits.check_login(client, &login).await {
+            Ok(limit) => LoginResult {
+                outcome: self.verify_and_start_session(&login, &password).await,
+                limit,
+            },
+            Err(error) => LoginResult {
+                outcome: Err(error),
+                limit: None,
+            },
+        }
+    }
+
+    async fn verify_and_start_session(
+        &self,
+        login: &str,
+        password: &SecretString,
+    ) -> Result<AccessToken, AppError> {
         let lookup = if login.contains('@') {
-            LoginName::Email(&login)
+            LoginName::Email(login)
         } else {
-            LoginName::Username(&login)
+            LoginName::Username(login)
         };
         let credentials = self.users.find_credentials(lookup).await?;
         let hash = credentials
             .as_ref()
             .map(|found| found.password_hash.as_str());
         // Unknown users are verified against a dummy hash: same answer, same time.
-        if !self.hasher.verify(&password, hash).await? {
+        if !self.hasher.verify(password, hash).await? {
             return Err(AppError::InvalidCredentials);
         }
         let Some(credentials) = credentials else {

@@ -6,5 +6,6 @@ pub mod cache;
 pub mod cache_admin;
 pub mod health;
 pub mod passwords;
+pub mod rate_limit;
 pub mod tokens;
 pub mod users;

@@ -43,6 +43,9 @@ pub fn test_settings() -> Settings {
     settings.redis.url = SecretString::from(test_redis_url());
     settings.redis.pool_min_idle = 1;
     settings.redis.key_prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());
+    // Generous: rate-limit tests set their own limits.
+    settings.rate_limit.requests = 1_000_000;
+    settings.rate_limit.login_requests = 1_000_000;
     settings.log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
     settings
 }

@@ -9,6 +9,7 @@ mod cache_consistency;
 mod errors;
 mod glob_property;
 mod process;
+mod rate_limits;
 mod redis_outage;
 mod redis_server;
 mod users;

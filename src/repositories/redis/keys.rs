@@ -50,6 +50,11 @@ impl Keys {
         format!("{}session:user:{id}", self.prefix)
     }
 
+    /// A rate-limit counter: `tier` names the limit, `subject` whom it counts.
+    pub fn rate_limit(&self, tier: &str, subject: &str) -> String {
+        format!("{}ratelimit:{tier}:{subject}", self.prefix)
+    }
+
     /// A SCAN `MATCH` pattern for every key in the cache namespace.
     pub fn cache_pattern(&self) -> String {
         format!("{}*", escape_glob(&self.cache_namespace()))

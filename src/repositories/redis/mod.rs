@@ -4,11 +4,13 @@
 mod cache;
 mod client;
 pub mod keys;
+mod rate_limits;
 mod scan;
 mod sessions;
 
 pub use cache::{CacheStore, CachedEntry};
 pub use client::{RedisClient, RedisError};
 pub use keys::{CacheKey, Keys};
+pub use rate_limits::{RateDecision, RateLimitStore};
 pub use scan::{KeyScanner, ScanPage};
 pub use sessions::SessionStore;

@@ -1,0 +1,59 @@
+use std::time::Duration;
+
+use redis::Script;
+
+use super::{RedisClient, RedisError};
+
+/// The outcome of one rate-limit check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    pub allowed: bool,
+    pub limit: u32,
+    /// Requests that could still be made right now.
+    pub remaining: u32,
+    /// When a denied request may be retried.
+    pub retry_after: Duration,
+    /// When the full limit is available again.
+    pub reset: Duration,
+}
+
+/// GCRA counters shared by every instance (`scripts/rate_limit.lua`).
+#[derive(Clone)]
+pub struct RateLimitStore {
+    client: RedisClient,
+    script: Script,
+}
+
+impl RateLimitStore {
+    pub fn new(client: RedisClient) -> Self {
+        Self {
+            client,
+            script: Script::new(include_str!("scripts/rate_limit.lua")),
+        }
+    }
+
+    /// Counts one request against every key, if all of them allow it.
+    /// One round trip: EVALSHA, with a reload only if Redis lost the script.
+    pub async fn check(
+        &self,
+        keys: &[String],
+        limit: u32,
+        window: Duration,
+    ) -> Result<RateDecision, RedisError> {
+        let mut invocation = self.script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation.arg(window.as_millis() as u64).arg(limit);
+        let (allowed, remaining, retry_after, reset): (i64, i64, i64, i64) =
+            self.client.invoke(&invocation).await?;
+        let millis = |value: i64| Duration::from_millis(value.max(0) as u64);
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            limit,
+            remaining: remaining.clamp(0, i64::from(limit)) as u32,
+            retry_after: millis(retry_after),
+            reset: millis(reset),
+        })
+    }
+}

@@ -1,0 +1,204 @@
+//! Rate limits: shared by every instance on one Redis, per client IP, with
+//! the contract's headers, a stricter login limit, and a fallback.
+
+use reqwest::{Method, Response};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, error_code, spawn_app_with};
+use crate::redis_server::RedisServer;
+
+async fn app_with_limit(
+    requests: u32,
+    configure: impl FnOnce(&mut user_api::config::Settings),
+) -> TestApp {
+    spawn_app_with(Backend::Sqlite, |settings| {
+        settings.rate_limit.requests = requests;
+        settings.rate_limit.window_seconds = 60;
+        configure(settings);
+    })
+    .await
+}
+
+async fn hit(app: &TestApp, forwarded_for: Option<&str>) -> Response {
+    let mut request = app.client.get(app.url("/api/v1/users/me"));
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    request.send().await.unwrap()
+}
+
+fn header(response: &Response, name: &str) -> String {
+    response.headers()[name].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_redis_let_exactly_the_limit_through() {
+    let first = app_with_limit(10, |_| {}).await;
+    let prefix = first.settings.redis.key_prefix.clone();
+    let second = app_with_limit(10, |settings| settings.redis.key_prefix = prefix).await;
+    let mut passed = 0;
+    for round in 0..15 {
+        for app in [&first, &second] {
+            let status = hit(app, None).await.status();
+            assert!(status == 401 || status == 429, "round {round}: {status}");
+            passed += usize::from(status != 429);
+        }
+    }
+    assert_eq!(passed, 10, "10 of 30 requests across two instances");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limited_responses_carry_the_ratelimit_headers_and_429_says_when_to_retry() {
+    let app = app_with_limit(3, |_| {}).await;
+    for remaining in ["2", "1", "0"] {
+        let response = hit(&app, None).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(header(&response, "ratelimit-limit"), "3");
+        assert_eq!(header(&response, "ratelimit-remaining"), remaining);
+        assert!(header(&response, "ratelimit-reset").parse::<u64>().unwrap() <= 60);
+    }
+    let response = hit(&app, None).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = header(&response, "retry-after").parse().unwrap();
+    assert!(
+        (1..=20).contains(&retry_after),
+        "one request frees up every 20 s: {retry_after}"
+    );
+    assert_eq!(header(&response, "ratelimit-remaining"), "0");
+    let (_, error) = error_code(response).await;
+    assert_eq!(error["code"], "rate_limited");
+    let health = app.request(Method::GET, "/health/live", None, None).await;
+    assert_eq!(health.status(), 200, "only /api is limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+    let app = app_with_limit(3, |_| {}).await;
+    for n in 0..3 {
+        assert_eq!(
+            hit(&app, Some(&format!("203.0.113.{n}"))).await.status(),
+            401
+        );
+    }
+    assert_eq!(hit(&app, Some("203.0.113.99")).await.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = app_with_limit(2, |settings| {
+        settings.rate_limit.trusted_proxies = "127.0.0.1/32".into()
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(hit(&app, Some("198.51.100.1")).await.status(), 401);
+    }
+    assert_eq!(hit(&app, Some("198.51.100.1")).await.status(), 429);
+    // The client prepends a fake entry; the proxy appended the real one.
+    assert_eq!(
+        hit(&app, Some("198.51.100.2, 198.51.100.1")).await.status(),
+        429
+    );
+    assert_eq!(hit(&app, Some("198.51.100.2")).await.status(), 401);
+    // IPv6 clients in one /64 share a limit.
+    assert_eq!(hit(&app, Some("2001:db8:1:2::1")).await.status(), 401);
+    assert_eq!(hit(&app, Some("2001:db8:1:2::ffff")).await.status(), 401);
+    assert_eq!(hit(&app, Some("2001:db8:1:2:3::9")).await.status(), 429);
+    assert_eq!(hit(&app, Some("2001:db8:1:3::1")).await.status(), 401);
+}
+
+async fn login_from(app: &TestApp, client: &str, username: &str) -> Response {
+    app.client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"username": username, "password": "not the password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_limited_per_client_and_per_account() {
+    let app = app_with_limit(1000, |settings| {
+        settings.rate_limit.login_requests = 3;
+        settings.rate_limit.trusted_proxies = "127.0.0.1".into();
+    })
+    .await;
+    app.register("alice").await;
+    // Per client: one address trying many accounts.
+    for name in ["a1", "a2", "a3"] {
+        let response = login_from(&app, "198.51.100.1", name).await;
+        assert_eq!(response.status(), 401);
+        assert_eq!(
+            header(&response, "ratelimit-limit"),
+            "3",
+            "the login limit's headers"
+        );
+    }
+    assert_eq!(login_from(&app, "198.51.100.1", "a4").await.status(), 429);
+    // Per account: many addresses trying one account.
+    for n in 0..3 {
+        assert_eq!(
+            login_from(&app, &format!("198.51.100.{}", 10 + n), "alice")
+                .await
+                .status(),
+            401
+        );
+    }
+    let response = login_from(&app, "198.51.100.50", "ALICE").await;
+    assert_eq!(response.status(), 429);
+    assert!(header(&response, "retry-after").parse::<u64>().unwrap() >= 1);
+    let right_password = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "198.51.100.60")
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        right_password.status(),
+        429,
+        "even the right password waits"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_not_counted() {
+    let app = app_with_limit(2, |_| {}).await;
+    for _ in 0..5 {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/v1/users/me"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(hit(&app, None).await.status(), 401);
+    assert_eq!(hit(&app, None).await.status(), 401);
+    assert_eq!(hit(&app, None).await.status(), 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_instance_limit_holds_and_login_fails_closed() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let app = app_with_limit(4, |settings| settings.redis.url = SecretString::from(url)).await;
+    assert_eq!(hit(&app, None).await.status(), 401);
+    redis.stop();
+    // The in-process tier still counts: 4 per window on this instance.
+    assert_eq!(hit(&app, None).await.status(), 401, "counted, not failed");
+    assert_eq!(hit(&app, None).await.status(), 401);
+    let (status, error) = error_code(app.login("alice", PASSWORD).await).await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (503, Some("unavailable")),
+        "login fails closed"
+    );
+    for _ in 0..2 {
+        let response = hit(&app, None).await;
+        assert_eq!(response.status(), 429);
+        assert_eq!(header(&response, "ratelimit-limit"), "4");
+    }
+}
