@@ -19,6 +19,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub cache: CacheSettings,
     pub rate_limit: RateLimitSettings,
+    pub locks: LockSettings,
     pub log: LogSettings,
 }
 
@@ -81,6 +82,14 @@ pub struct RateLimitSettings {
     /// Comma-separated addresses or CIDR ranges whose `X-Forwarded-For` /
     /// `Forwarded` headers are believed.
     pub trusted_proxies: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LockSettings {
+    /// Lease of a lock; a watchdog extends it while the holder works.
+    pub lease_ms: u64,
+    /// The watchdog stops extending after this long.
+    pub max_hold_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -41,6 +41,9 @@ pub enum AppError {
     MethodNotAllowed,
     #[error("{} is already taken", .0.field)]
     Conflict(FieldError),
+    /// Another update of the same resource holds its lock for this long.
+    #[error("update in progress")]
+    UpdateInProgress(std::time::Duration),
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("rate limited")]
@@ -66,6 +69,7 @@ impl AppError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict(_) => "conflict",
+            Self::UpdateInProgress(_) => "update_in_progress",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
@@ -83,6 +87,9 @@ impl AppError {
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "this method is not allowed on this path".into(),
             Self::Conflict(field) => format!("{} is already taken", field.field),
+            Self::UpdateInProgress(_) => {
+                "another update of this resource is in progress; retry shortly".into()
+            }
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
             Self::RateLimited(decision) => format!(
                 "too many requests; retry in {} s",
@@ -152,7 +159,7 @@ impl ResponseError for AppError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::UpdateInProgress(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -193,6 +200,9 @@ impl ResponseError for AppError {
             }
             Self::RateLimited(decision) => {
                 response.insert_header((header::RETRY_AFTER, whole_seconds(decision.retry_after)));
+            }
+            Self::UpdateInProgress(held_for) => {
+                response.insert_header((header::RETRY_AFTER, whole_seconds(*held_for)));
             }
             _ => {}
         }

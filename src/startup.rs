@@ -13,13 +13,14 @@ use crate::config::Settings;
 use crate::controllers;
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
 use crate::repositories::redis::{
-    CacheStore, KeyScanner, Keys, RateLimitStore, RedisClient, SessionStore,
+    CacheStore, KeyScanner, Keys, LockStore, RateLimitStore, RedisClient, SessionStore,
 };
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
 use crate::services::cache::CacheAside;
 use crate::services::cache_admin::CacheAdminService;
 use crate::services::health::HealthService;
+use crate::services::locks::LockService;
 use crate::services::passwords::PasswordHasher;
 use crate::services::rate_limit::RateLimitService;
 use crate::services::tokens::TokenIssuer;
@@ -57,11 +58,17 @@ impl AppState {
             cache.counters(),
             settings.cache.ttl_seconds,
         );
+        let locks = LockService::new(
+            LockStore::new(redis.clone()),
+            Duration::from_millis(settings.locks.lease_ms),
+            Duration::from_millis(settings.locks.max_hold_ms),
+        );
         let users = UserService::new(
             users_repository.clone(),
             cache,
             keys.clone(),
             sessions.clone(),
+            locks,
         );
         let tokens = TokenIssuer::new(
             &settings.auth.jwt_secret,

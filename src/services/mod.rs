@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cache;
 pub mod cache_admin;
 pub mod health;
+pub mod locks;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;

@@ -9,10 +9,11 @@ use time::OffsetDateTime;
 
 use super::auth::Principal;
 use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Versioned};
+use super::locks::LockService;
 use crate::domain::{Email, Role, User, UserId, Username};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{Keys, RedisError, SessionStore};
-use crate::repositories::sql::{UserChanges, UserRepository};
+use crate::repositories::sql::{Fenced, UserChanges, UserRepository};
 
 impl Versioned for User {
     fn version(&self) -> i64 {
@@ -50,6 +51,7 @@ pub struct UserService {
     cache: CacheAside,
     keys: Keys,
     sessions: SessionStore,
+    locks: LockService,
 }
 
 fn ensure_self_or_admin(actor: &Principal, id: UserId) -> Result<(), AppError> {
@@ -66,12 +68,14 @@ impl UserService {
         cache: CacheAside,
         keys: Keys,
         sessions: SessionStore,
+        locks: LockService,
     ) -> Self {
         Self {
             users,
             cache,
             keys,
             sessions,
+            locks,
         }
     }
 
@@ -103,53 +107,62 @@ impl UserService {
         let (Ok(username), Ok(email)) = (username, email) else {
             return Err(AppError::Validation(errors));
         };
-        let current = self
-            .users
-            .find(id)
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        if username.is_none() && email.is_none() && update.role.is_none() {
-            return Ok(current);
-        }
         let changes = UserChanges {
             username: username.as_ref().map(Username::as_str),
             email: email.as_ref().map(Email::as_str),
             role: update.role,
         };
-        self.apply(&current, changes).await
+        self.locked_update(id, changes).await
     }
 
     /// Makes the user an admin (the `create-admin` command).
     pub async fn promote_to_admin(&self, id: UserId) -> Result<User, AppError> {
-        let current = self
-            .users
-            .find(id)
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        if current.role == Role::Admin {
-            return Ok(current);
-        }
         let changes = UserChanges {
             role: Some(Role::Admin),
             ..UserChanges::default()
         };
-        self.apply(&current, changes).await
+        self.locked_update(id, changes).await
     }
 
-    /// Commits the changes, then invalidates the cached user, and ends the
-    /// sessions if the role changed (the role is in the user's token).
-    async fn apply(&self, current: &User, changes: UserChanges<'_>) -> Result<User, AppError> {
-        let updated = self
-            .users
-            .update(current.id, changes, OffsetDateTime::now_utc())
-            .await?
-            .ok_or(AppError::NotFound("user"))?;
-        self.invalidate(current.id, updated.version).await;
-        if updated.role != current.role {
-            self.end_sessions(current.id).await;
-        }
-        tracing::info!(user = %current.id, "user updated");
-        Ok(updated)
+    /// Applies the changes under the user's lock, so two updates of one user
+    /// never interleave; a second one meanwhile gets 409 `update_in_progress`.
+    /// After the commit the cached user is invalidated, and if the role
+    /// changed the sessions end (the role is in the user's token).
+    async fn locked_update(&self, id: UserId, changes: UserChanges<'_>) -> Result<User, AppError> {
+        self.locks
+            .run_exclusive(
+                self.keys.user_lock(id),
+                AppError::UpdateInProgress,
+                async |fence| {
+                    let current = self
+                        .users
+                        .find(id)
+                        .await?
+                        .ok_or(AppError::NotFound("user"))?;
+                    let unchanged = changes.username.is_none_or(|name| name == current.username)
+                        && changes.email.is_none_or(|email| email == current.email)
+                        && changes.role.is_none_or(|role| role == current.role);
+                    if unchanged {
+                        return Ok(current);
+                    }
+                    let now = OffsetDateTime::now_utc();
+                    let updated = match self.users.update(id, changes, now, fence.0).await? {
+                        Fenced::Applied(user) => user,
+                        Fenced::Missing => return Err(AppError::NotFound("user")),
+                        // Our lease ran out and a newer holder wrote first.
+                        Fenced::Stale => {
+                            return Err(AppError::UpdateInProgress(Duration::from_secs(1)));
+                        }
+                    };
+                    self.invalidate(id, updated.version).await;
+                    if updated.role != current.role {
+                        self.end_sessions(id).await;
+                    }
+                    tracing::info!(user = %id, "user updated");
+                    Ok(updated)
+                },
+            )
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(actor = %actor.user, user = %id))]

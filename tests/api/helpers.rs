@@ -10,8 +10,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use user_api::config::Settings;
-use user_api::domain::{Role, UserId};
-use user_api::repositories::sql::{Database, UserChanges};
+use user_api::repositories::sql::Database;
 use user_api::startup::Application;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -243,18 +242,14 @@ impl TestApp {
     /// Registers a user, makes it an admin in SQL, and logs it in.
     pub async fn admin(&self, username: &str) -> TestUser {
         let user = self.user(username).await;
-        self.database
-            .users()
-            .update(
-                UserId(user.id),
-                UserChanges {
-                    role: Some(Role::Admin),
-                    ..Default::default()
-                },
-                time::OffsetDateTime::now_utc(),
-            )
-            .await
-            .expect("promote to admin");
+        let sql = "UPDATE users SET role = 'admin' WHERE id = $1";
+        match &self.database {
+            Database::Sqlite(pool) => sqlx::query(sql).bind(user.id).execute(pool).await.map(drop),
+            Database::Postgres(pool) => {
+                sqlx::query(sql).bind(user.id).execute(pool).await.map(drop)
+            }
+        }
+        .expect("promote to admin");
         TestUser {
             token: self.login_token(username, PASSWORD).await,
             ..user

@@ -8,6 +8,7 @@ mod admin_cache;
 mod cache_consistency;
 mod errors;
 mod glob_property;
+mod locks;
 mod process;
 mod rate_limits;
 mod redis_outage;

@@ -3,6 +3,7 @@
 
 use std::marker::PhantomData;
 
+use super::LockKeys;
 use crate::domain::{User, UserId};
 
 /// A cache key tied to the type of the value stored under it.
@@ -48,6 +49,14 @@ impl Keys {
 
     pub fn session(&self, id: UserId) -> String {
         format!("{}session:user:{id}", self.prefix)
+    }
+
+    /// The per-user lock that serialises updates of one user.
+    pub fn user_lock(&self, id: UserId) -> LockKeys {
+        LockKeys {
+            lock: format!("{}lock:user:{id}", self.prefix),
+            fence: format!("{}lock:fence:user:{id}", self.prefix),
+        }
     }
 
     /// A rate-limit counter: `tier` names the limit, `subject` whom it counts.

@@ -4,6 +4,7 @@
 mod cache;
 mod client;
 pub mod keys;
+mod locks;
 mod rate_limits;
 mod scan;
 mod sessions;
@@ -11,6 +12,7 @@ mod sessions;
 pub use cache::{CacheStore, CachedEntry};
 pub use client::{RedisClient, RedisError};
 pub use keys::{CacheKey, Keys};
+pub use locks::{Acquisition, LockKeys, LockStore};
 pub use rate_limits::{RateDecision, RateLimitStore};
 pub use scan::{KeyScanner, ScanPage};
 pub use sessions::SessionStore;

@@ -19,7 +19,7 @@ impl SessionStore {
         Self {
             client,
             keys,
-            end_if_current_script: Script::new(include_str!("scripts/session_end_if_current.lua")),
+            end_if_current_script: Script::new(include_str!("scripts/delete_if_equals.lua")),
         }
     }
 

@@ -73,6 +73,15 @@ pub struct UserChanges<'a> {
     pub role: Option<Role>,
 }
 
+/// The outcome of a write guarded by a fencing token.
+#[derive(Debug)]
+pub enum Fenced<T> {
+    Applied(T),
+    /// A write with a newer token came first: this one was refused.
+    Stale,
+    Missing,
+}
+
 /// How a login names the account.
 pub enum LoginName<'a> {
     Username(&'a str),
@@ -94,13 +103,15 @@ pub trait UserRepository: Send + Sync {
     async fn find_credentials(&self, login: LoginName<'_>)
     -> Result<Option<Credentials>, SqlError>;
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, SqlError>;
-    /// Applies the changes, raises the version; `None` when there is no such user.
+    /// Applies the changes and raises the version, if `fence` is newer than
+    /// the fencing token of the last such write.
     async fn update(
         &self,
         id: UserId,
         changes: UserChanges<'_>,
         now: OffsetDateTime,
-    ) -> Result<Option<User>, SqlError>;
+        fence: i64,
+    ) -> Result<Fenced<User>, SqlError>;
     /// Replaces the password hash and returns the new row version; `None`
     /// when there is no such user.
     async fn set_password_hash(

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{Credentials, LoginName, NewUser, SqlError, UserChanges, UserRepository};
+use super::{Credentials, Fenced, LoginName, NewUser, SqlError, UserChanges, UserRepository};
 use crate::domain::{Role, User, UserId};
 
 /// The columns of `UserRow`, as a literal so queries are built with `concat!`.
@@ -148,21 +148,33 @@ macro_rules! sql_user_repository {
                 id: UserId,
                 changes: UserChanges<'_>,
                 now: OffsetDateTime,
-            ) -> Result<Option<User>, SqlError> {
-                let sql = concat!("UPDATE users SET username = COALESCE($2, username), \
+                fence: i64,
+            ) -> Result<Fenced<User>, SqlError> {
+                let sql = concat!(
+                    "UPDATE users SET username = COALESCE($2, username), \
                      email = COALESCE($3, email), role = COALESCE($4, role), \
-                     version = version + 1, updated_at = $5 \
-                     WHERE id = $1 RETURNING ", user_columns!());
-                sqlx::query_as::<_, UserRow>(sql)
+                     version = version + 1, updated_at = $5, fence = $6 \
+                     WHERE id = $1 AND fence < $6 RETURNING ",
+                    user_columns!()
+                );
+                let updated = sqlx::query_as::<_, UserRow>(sql)
                     .bind(id.0)
                     .bind(changes.username)
                     .bind(changes.email)
                     .bind(changes.role.map(Role::as_str))
                     .bind(now)
+                    .bind(fence)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if let Some(row) = updated {
+                    return Ok(Fenced::Applied(row.try_into()?));
+                }
+                let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+                    .bind(id.0)
                     .fetch_optional(&self.pool)
                     .await?
-                    .map(User::try_from)
-                    .transpose()
+                    .is_some();
+                Ok(if exists { Fenced::Stale } else { Fenced::Missing })
             }
 
             async fn set_password_hash(

@@ -1,0 +1,3 @@
+-- The fencing token of the last locked write: a write carrying an older
+-- token (from a holder whose lease ran out) is refused.
+ALTER TABLE users ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
