@@ -11,7 +11,7 @@ use crate::repositories::redis::RedisClient;
 use crate::repositories::sql::Database;
 use crate::services::auth::AdminAccount;
 use crate::services::cache_admin::{EvictionRequest, Selector};
-use crate::startup::AppState;
+use crate::startup::{AppState, start_jobs};
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let database = Database::connect(&settings.database).await?;
@@ -103,5 +103,47 @@ pub async fn evict_cache(
     } else {
         println!("deleted {count} keys");
     }
+    Ok(())
+}
+
+/// The outbox relay and job workers alone, until SIGTERM or SIGINT.
+pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
+    let database = Database::connect(&settings.database).await?;
+    database.migrate().await?;
+    let redis = RedisClient::connect(&settings.redis).await?;
+    let jobs = start_jobs(settings, &database, &redis, Default::default(), true).await?;
+    tracing::info!(workers = settings.worker.concurrency, "job workers running");
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing jobs in progress");
+    jobs.stop(std::time::Duration::from_secs(
+        settings.server.shutdown_timeout_seconds,
+    ))
+    .await;
+    redis.close();
+    database.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot listen for SIGTERM; stop with Ctrl-C");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Puts dead-lettered jobs back in the queue.
+pub async fn replay_dead_jobs(settings: &Settings, limit: u64) -> anyhow::Result<()> {
+    let state = services(settings).await?;
+    let replayed = state.jobs.replay_dead(limit).await.map_err(explain)?;
+    println!("replayed {replayed} jobs");
     Ok(())
 }

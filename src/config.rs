@@ -20,6 +20,9 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub rate_limit: RateLimitSettings,
     pub locks: LockSettings,
+    pub worker: WorkerSettings,
+    pub jobs: JobSettings,
+    pub mail: MailSettings,
     pub log: LogSettings,
 }
 
@@ -93,6 +96,55 @@ pub struct LockSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct WorkerSettings {
+    /// Run the job workers inside `serve`.
+    pub enabled: bool,
+    /// Workers per process.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    /// How long a taken job may go unacknowledged before another worker
+    /// takes it over.
+    pub visibility_timeout_seconds: u64,
+    /// Attempts before a job goes to the dead-letter list.
+    pub max_attempts: u32,
+    /// First retry delay; each further one doubles (plus jitter).
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Smtp,
+    File,
+    Log,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub transport: MailTransport,
+    pub from: String,
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: String,
+    pub smtp_password: SecretString,
+    pub smtp_timeout_seconds: u64,
+    pub file_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
     pub level: String,
     pub format: LogFormat,
@@ -149,6 +201,9 @@ impl Settings {
             || limits.login_window_seconds == 0
         {
             anyhow::bail!("rate_limit requests and windows must be positive");
+        }
+        if self.jobs.max_attempts == 0 || self.worker.concurrency == 0 {
+            anyhow::bail!("jobs.max_attempts and worker.concurrency must be positive");
         }
         Ok(())
     }

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (the default).
     Serve,
+    /// Run the job workers (and the outbox relay) without the HTTP server.
+    Worker,
     /// Apply the database migrations and exit.
     Migrate,
     /// Create an admin account, or promote the user with this username.
@@ -34,6 +36,20 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+    },
+    /// Job queue administration.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Put dead-lettered jobs back in the queue, with fresh attempts.
+    ReplayDead {
+        #[arg(long, default_value_t = 1000)]
+        limit: u64,
     },
 }
 
@@ -75,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .run_until_stopped()
                 .await
         }
+        Command::Worker => cli::worker(&settings).await,
         Command::Migrate => cli::migrate(&settings).await,
         Command::CreateAdmin { username, email } => {
             cli::create_admin(&settings, username, email).await
@@ -87,5 +104,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     dry_run,
                 },
         } => cli::evict_cache(&settings, suffix, prefix, dry_run).await,
+        Command::Jobs {
+            command: JobsCommand::ReplayDead { limit },
+        } => cli::replay_dead_jobs(&settings, limit).await,
     }
 }

@@ -13,14 +13,16 @@ use crate::config::Settings;
 use crate::controllers;
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
 use crate::repositories::redis::{
-    CacheStore, KeyScanner, Keys, LockStore, RateLimitStore, RedisClient, SessionStore,
+    CacheStore, JobQueue, KeyScanner, Keys, LockStore, RateLimitStore, RedisClient, SessionStore,
 };
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
 use crate::services::cache::CacheAside;
 use crate::services::cache_admin::CacheAdminService;
 use crate::services::health::HealthService;
+use crate::services::jobs::{JobService, JobTasks, OutboxRelay, OutboxSignal, Worker};
 use crate::services::locks::LockService;
+use crate::services::mail::Mailer;
 use crate::services::passwords::PasswordHasher;
 use crate::services::rate_limit::RateLimitService;
 use crate::services::tokens::TokenIssuer;
@@ -37,6 +39,9 @@ pub struct AppState {
     pub cache_admin: web::Data<CacheAdminService>,
     pub rate_limits: web::Data<RateLimitService>,
     pub clients: web::Data<ClientKeyExtractor>,
+    pub jobs: web::Data<JobService>,
+    /// Wakes this process's outbox relay after a registration.
+    pub outbox_signal: OutboxSignal,
 }
 
 impl AppState {
@@ -75,6 +80,11 @@ impl AppState {
             Duration::from_secs(settings.auth.token_ttl_seconds),
         );
         let hasher = PasswordHasher::new(settings.auth.hash_concurrency)?;
+        let outbox_signal = OutboxSignal::default();
+        let jobs = JobService::new(
+            JobQueue::new(redis.clone(), keys.clone()),
+            database.outbox(),
+        );
         let clients =
             ClientKeyExtractor::new(TrustedProxies::parse(&settings.rate_limit.trusted_proxies)?);
         let rate_limits = Arc::new(RateLimitService::new(
@@ -90,6 +100,7 @@ impl AppState {
             Arc::new(tokens),
             hasher,
             rate_limits.clone(),
+            outbox_signal.clone(),
         );
         Ok(Self {
             auth: web::Data::new(auth),
@@ -98,6 +109,8 @@ impl AppState {
             cache_admin: web::Data::new(cache_admin),
             rate_limits: web::Data::from(rate_limits),
             clients: web::Data::new(clients),
+            jobs: web::Data::new(jobs),
+            outbox_signal,
         })
     }
 }
@@ -105,6 +118,8 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    jobs: JobTasks,
+    shutdown_timeout: Duration,
     database: Database,
     redis: RedisClient,
 }
@@ -117,6 +132,14 @@ impl Application {
         let redis = RedisClient::connect(&settings.redis).await?;
         let state = AppState::build(&settings, &database, &redis)?;
         forget_idle_clients(state.rate_limits.clone());
+        let jobs = start_jobs(
+            &settings,
+            &database,
+            &redis,
+            state.outbox_signal.clone(),
+            settings.worker.enabled,
+        )
+        .await?;
         let address = (settings.server.host.as_str(), settings.server.port);
         let listener = TcpListener::bind(address)
             .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
@@ -126,6 +149,8 @@ impl Application {
         Ok(Self {
             port,
             server,
+            jobs,
+            shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_seconds),
             database,
             redis,
         })
@@ -139,11 +164,48 @@ impl Application {
     /// `server.shutdown_timeout_seconds`), then closes the pools.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.server.await.context("HTTP server failed")?;
-        tracing::info!("server stopped; closing pools");
+        tracing::info!("server stopped; stopping the job workers");
+        self.jobs.stop(self.shutdown_timeout).await;
+        tracing::info!("closing pools");
         self.redis.close();
         self.database.close().await;
         Ok(())
     }
+}
+
+/// The outbox relay, and (if `with_workers`) the job workers, of this process.
+pub async fn start_jobs(
+    settings: &Settings,
+    database: &Database,
+    redis: &RedisClient,
+    signal: OutboxSignal,
+    with_workers: bool,
+) -> anyhow::Result<JobTasks> {
+    let queue = JobQueue::new(redis.clone(), Keys::new(&settings.redis.key_prefix));
+    queue
+        .ensure_group()
+        .await
+        .context("cannot create the job stream's consumer group")?;
+    let relay = OutboxRelay::new(database.outbox(), queue.clone(), signal);
+    let mut workers = Vec::new();
+    if with_workers {
+        let mailer = Mailer::new(&settings.mail)?;
+        let process = format!(
+            "{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        for n in 0..settings.worker.concurrency {
+            workers.push(Worker::new(
+                queue.clone(),
+                mailer.clone(),
+                settings.jobs.clone(),
+                settings.redis.clone(),
+                format!("worker-{process}-{n}"),
+            ));
+        }
+    }
+    Ok(JobTasks::start(relay, workers))
 }
 
 /// Every minute, drops in-process rate-limit state of quiet clients.
@@ -167,6 +229,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.cache_admin.clone())
             .app_data(state.rate_limits.clone())
             .app_data(state.clients.clone())
+            .app_data(state.jobs.clone())
             .configure(controllers::configure)
     })
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)

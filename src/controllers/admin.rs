@@ -4,6 +4,7 @@ use serde_json::json;
 use super::extract::Authenticated;
 use crate::error::AppError;
 use crate::services::cache_admin::{CacheAdminService, EvictionRequest};
+use crate::services::jobs::JobService;
 
 pub async fn evict(
     cache_admin: web::Data<CacheAdminService>,
@@ -21,4 +22,11 @@ pub async fn cache_stats(
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(cache_admin.stats(&principal).await?))
+}
+
+pub async fn job_stats(
+    jobs: web::Data<JobService>,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(jobs.stats(&principal).await?))
 }

@@ -37,7 +37,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 )
                 .service(resource("/users").route(web::get().to(users::list)))
                 .service(resource("/admin/cache/keys").route(web::delete().to(admin::evict)))
-                .service(resource("/admin/cache/stats").route(web::get().to(admin::cache_stats))),
+                .service(resource("/admin/cache/stats").route(web::get().to(admin::cache_stats)))
+                .service(resource("/admin/jobs/stats").route(web::get().to(admin::job_stats))),
         )
         .service(resource("/health/live").route(web::get().to(health::live)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))

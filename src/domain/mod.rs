@@ -1,7 +1,9 @@
 //! Validated types: a value of these types is known to be well-formed.
 
 mod credentials;
+mod job;
 mod user;
 
 pub use credentials::{Email, Password, Username};
+pub use job::{Job, Task};
 pub use user::{Role, User, UserId};

@@ -6,11 +6,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::jobs::OutboxSignal;
 use super::passwords::PasswordHasher;
 use super::rate_limit::{ClientKey, RateLimitService};
 use super::tokens::{TokenIssuer, TokenSubject};
 use super::users::UserService;
-use crate::domain::{Email, Password, Role, User, Username};
+use crate::domain::{Email, Job, Password, Role, Task, User, Username};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{RateDecision, SessionStore};
 use crate::repositories::sql::{LoginName, NewUser, UserRepository};
@@ -73,6 +74,7 @@ pub struct AuthService {
     tokens: Arc<TokenIssuer>,
     hasher: PasswordHasher,
     rate_limits: Arc<RateLimitService>,
+    outbox: OutboxSignal,
 }
 
 /// Collects a required field, recording an error when it is missing.
@@ -97,6 +99,7 @@ impl AuthService {
         tokens: Arc<TokenIssuer>,
         hasher: PasswordHasher,
         rate_limits: Arc<RateLimitService>,
+        outbox: OutboxSignal,
     ) -> Self {
         Self {
             users,
@@ -105,6 +108,7 @@ impl AuthService {
             tokens,
             hasher,
             rate_limits,
+            outbox,
         }
     }
 
@@ -121,16 +125,20 @@ impl AuthService {
             return Err(AppError::Validation(errors));
         };
         let password_hash = self.hasher.hash(password.expose()).await?;
-        let user = self
-            .users
-            .insert(NewUser {
-                username: username.as_str(),
-                email: email.as_str(),
-                password_hash: &password_hash,
-                role,
-                now: OffsetDateTime::now_utc(),
-            })
-            .await?;
+        let welcome = Job::new(Task::WelcomeEmail {
+            to: email.as_str().to_string(),
+            username: username.as_str().to_string(),
+        });
+        let new_user = NewUser {
+            username: username.as_str(),
+            email: email.as_str(),
+            password_hash: &password_hash,
+            role,
+            now: OffsetDateTime::now_utc(),
+        };
+        // The welcome mail is committed with the user, or not at all.
+        let user = self.users.insert(new_user, &welcome).await?;
+        self.outbox.notify();
         tracing::info!(user = %user.id, "user registered");
         Ok(user)
     }

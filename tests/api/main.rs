@@ -2,12 +2,14 @@
 //! real, fresh database, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod smtp_sink;
 
 mod accounts;
 mod admin_cache;
 mod cache_consistency;
 mod errors;
 mod glob_property;
+mod jobs;
 mod locks;
 mod process;
 mod rate_limits;

@@ -85,6 +85,17 @@ impl RedisClient {
         .await
     }
 
+    pub async fn query_pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<T, RedisError> {
+        self.bounded(async {
+            let mut connection = self.pool.get().await?;
+            Ok(pipeline.query_async(&mut *connection).await?)
+        })
+        .await
+    }
+
     pub async fn invoke<T: FromRedisValue>(
         &self,
         script: &redis::ScriptInvocation<'_>,

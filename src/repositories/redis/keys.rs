@@ -59,6 +59,31 @@ impl Keys {
         }
     }
 
+    /// The job stream, read by the workers' consumer group.
+    pub fn jobs_stream(&self) -> String {
+        format!("{}jobs:stream", self.prefix)
+    }
+
+    /// Jobs waiting for their next attempt, scored by when it is due (ms).
+    pub fn jobs_delayed(&self) -> String {
+        format!("{}jobs:delayed", self.prefix)
+    }
+
+    /// Jobs given up on.
+    pub fn jobs_dead(&self) -> String {
+        format!("{}jobs:dead", self.prefix)
+    }
+
+    /// Totals: retried, delivered.
+    pub fn jobs_counters(&self) -> String {
+        format!("{}jobs:counters", self.prefix)
+    }
+
+    /// Marks a job as done, so a redelivery is not done twice.
+    pub fn job_done(&self, job_id: &str) -> String {
+        format!("{}jobs:done:{job_id}", self.prefix)
+    }
+
     /// A rate-limit counter: `tier` names the limit, `subject` whom it counts.
     pub fn rate_limit(&self, tier: &str, subject: &str) -> String {
         format!("{}ratelimit:{tier}:{subject}", self.prefix)

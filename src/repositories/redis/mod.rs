@@ -3,6 +3,7 @@
 
 mod cache;
 mod client;
+mod jobs;
 pub mod keys;
 mod locks;
 mod rate_limits;
@@ -11,6 +12,7 @@ mod sessions;
 
 pub use cache::{CacheStore, CachedEntry};
 pub use client::{RedisClient, RedisError};
+pub use jobs::{BlockingConnection, Delivery, JobQueue, QueueCounts};
 pub use keys::{CacheKey, Keys};
 pub use locks::{Acquisition, LockKeys, LockStore};
 pub use rate_limits::{RateDecision, RateLimitStore};

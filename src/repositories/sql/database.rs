@@ -7,8 +7,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
 use super::users::{PgUserRepository, SqliteUserRepository};
-use super::{SqlError, UserRepository};
+use super::{OutboxRepository, SqlError, UserRepository};
 use crate::config::{DatabaseSettings, redact_url};
 
 /// The pool of whichever backend `database.url` names.
@@ -69,6 +70,13 @@ impl Database {
         match self {
             Database::Sqlite(pool) => Arc::new(SqliteUserRepository::new(pool.clone())),
             Database::Postgres(pool) => Arc::new(PgUserRepository::new(pool.clone())),
+        }
+    }
+
+    pub fn outbox(&self) -> Arc<dyn OutboxRepository> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteOutboxRepository::new(pool.clone())),
+            Database::Postgres(pool) => Arc::new(PgOutboxRepository::new(pool.clone())),
         }
     }
 

@@ -2,12 +2,13 @@
 //! and PostgreSQL.
 
 mod database;
+mod outbox;
 mod users;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::{Role, User, UserId};
+use crate::domain::{Job, Role, User, UserId};
 
 pub use database::Database;
 
@@ -98,7 +99,8 @@ pub struct Credentials {
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    async fn insert(&self, new_user: NewUser<'_>) -> Result<User, SqlError>;
+    /// Inserts the user and, in the same transaction, the job it causes.
+    async fn insert(&self, new_user: NewUser<'_>, job: &Job) -> Result<User, SqlError>;
     async fn find(&self, id: UserId) -> Result<Option<User>, SqlError>;
     async fn find_credentials(&self, login: LoginName<'_>)
     -> Result<Option<Credentials>, SqlError>;
@@ -124,4 +126,14 @@ pub trait UserRepository: Send + Sync {
     async fn delete(&self, id: UserId) -> Result<bool, SqlError>;
     /// Users with an id above `after`, in id order.
     async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, SqlError>;
+}
+
+/// Jobs waiting in SQL to be handed to the queue.
+#[async_trait]
+pub trait OutboxRepository: Send + Sync {
+    /// The oldest waiting jobs.
+    async fn waiting(&self, limit: u32) -> Result<Vec<Job>, SqlError>;
+    /// Removes a job once the queue has it.
+    async fn remove(&self, id: &str) -> Result<(), SqlError>;
+    async fn count(&self) -> Result<u64, SqlError>;
 }

@@ -6,8 +6,9 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::outbox::encode_job;
 use super::{Credentials, Fenced, LoginName, NewUser, SqlError, UserChanges, UserRepository};
-use crate::domain::{Role, User, UserId};
+use crate::domain::{Job, Role, User, UserId};
 
 /// The columns of `UserRow`, as a literal so queries are built with `concat!`.
 macro_rules! user_columns {
@@ -84,18 +85,33 @@ macro_rules! sql_user_repository {
 
         #[async_trait]
         impl UserRepository for $name {
-            async fn insert(&self, new_user: NewUser<'_>) -> Result<User, SqlError> {
-                let sql = concat!("INSERT INTO users (username, email, password_hash, role, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING ", user_columns!());
-                sqlx::query_as::<_, UserRow>(sql)
+            async fn insert(&self, new_user: NewUser<'_>, job: &Job) -> Result<User, SqlError> {
+                let mut transaction = self.pool.begin().await?;
+                let sql = concat!(
+                    "INSERT INTO users (username, email, password_hash, role, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+                    user_columns!()
+                );
+                let user: User = sqlx::query_as::<_, UserRow>(sql)
                     .bind(new_user.username)
                     .bind(new_user.email)
                     .bind(new_user.password_hash)
                     .bind(new_user.role.as_str())
                     .bind(new_user.now)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *transaction)
                     .await?
-                    .try_into()
+                    .try_into()?;
+                sqlx::query(
+                    "INSERT INTO job_outbox (id, kind, payload, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&job.id)
+                .bind(job.kind())
+                .bind(encode_job(job)?)
+                .bind(new_user.now)
+                .execute(&mut *transaction)
+                .await?;
+                transaction.commit().await?;
+                Ok(user)
             }
 
             async fn find(&self, id: UserId) -> Result<Option<User>, SqlError> {

@@ -1,0 +1,331 @@
+//! The job queue: a Redis stream with a consumer group (at-least-once
+//! delivery: a job stays pending until acknowledged, and another worker
+//! claims it if its worker goes quiet), a sorted set of jobs waiting to be
+//! retried, and a dead-letter list.
+
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use secrecy::ExposeSecret;
+
+use super::{Keys, RedisClient, RedisError};
+use crate::config::RedisSettings;
+use crate::domain::Job;
+
+const GROUP: &str = "workers";
+const FIELD: &str = "job";
+
+/// A job as handed to one worker.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub entry_id: String,
+    /// How many times the stream has handed this entry out.
+    pub deliveries: u64,
+    pub job: Result<Job, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueCounts {
+    pub pending: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    pub dead: u64,
+    pub retried: u64,
+    pub delivered: u64,
+}
+
+#[derive(Clone)]
+pub struct JobQueue {
+    client: RedisClient,
+    keys: Keys,
+    promote_script: Script,
+    replay_script: Script,
+}
+
+/// A connection of one worker's own for blocking reads: a blocking read
+/// would hold up every other command on a shared multiplexed connection,
+/// and needs a response timeout longer than its block.
+pub struct BlockingConnection(MultiplexedConnection);
+
+impl BlockingConnection {
+    pub async fn open(settings: &RedisSettings, block: Duration) -> Result<Self, RedisError> {
+        let client = redis::Client::open(settings.url.expose_secret())?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
+            .set_response_timeout(Some(block + Duration::from_secs(2)));
+        Ok(Self(
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?,
+        ))
+    }
+}
+
+fn delivery_of(entry: &StreamId) -> Delivery {
+    let job = entry
+        .get::<Vec<u8>>(FIELD)
+        .ok_or_else(|| "entry has no job field".to_string())
+        .and_then(|payload| serde_json::from_slice(&payload).map_err(|error| error.to_string()));
+    Delivery {
+        entry_id: entry.id.clone(),
+        deliveries: 1,
+        job,
+    }
+}
+
+impl JobQueue {
+    pub fn new(client: RedisClient, keys: Keys) -> Self {
+        Self {
+            client,
+            keys,
+            promote_script: Script::new(include_str!("scripts/jobs_promote_due.lua")),
+            replay_script: Script::new(include_str!("scripts/jobs_replay_dead.lua")),
+        }
+    }
+
+    /// Creates the stream and its consumer group if they do not exist.
+    pub async fn ensure_group(&self) -> Result<(), RedisError> {
+        let created: Result<(), RedisError> = self
+            .client
+            .query(
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(self.keys.jobs_stream())
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM"),
+            )
+            .await;
+        match created {
+            Err(RedisError::Command(error)) if error.to_string().contains("BUSYGROUP") => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn enqueue(&self, job: &Job) -> Result<(), RedisError> {
+        let payload = serde_json::to_vec(job).unwrap_or_default();
+        let _: String = self
+            .client
+            .query(
+                redis::cmd("XADD")
+                    .arg(self.keys.jobs_stream())
+                    .arg("*")
+                    .arg(FIELD)
+                    .arg(payload),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Waits up to `block` for a new job for `consumer`.
+    pub async fn next(
+        &self,
+        connection: &mut BlockingConnection,
+        consumer: &str,
+        block: Duration,
+    ) -> Result<Option<Delivery>, RedisError> {
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(self.keys.jobs_stream())
+            .arg(">")
+            .query_async(&mut connection.0)
+            .await?;
+        Ok(reply
+            .iter()
+            .flat_map(|reply| &reply.keys)
+            .flat_map(|key| &key.ids)
+            .map(delivery_of)
+            .next())
+    }
+
+    /// Takes over jobs that another worker has held for longer than
+    /// `visibility_timeout` without acknowledging them (it died, or hangs).
+    pub async fn claim_stale(
+        &self,
+        consumer: &str,
+        visibility_timeout: Duration,
+    ) -> Result<Vec<Delivery>, RedisError> {
+        let reply: StreamAutoClaimReply = self
+            .client
+            .query(
+                redis::cmd("XAUTOCLAIM")
+                    .arg(self.keys.jobs_stream())
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(visibility_timeout.as_millis() as u64)
+                    .arg("0-0")
+                    .arg("COUNT")
+                    .arg(10),
+            )
+            .await?;
+        let mut claimed = Vec::new();
+        for entry in &reply.claimed {
+            let mut delivery = delivery_of(entry);
+            delivery.deliveries = self.delivery_count(&entry.id).await.unwrap_or(2);
+            claimed.push(delivery);
+        }
+        Ok(claimed)
+    }
+
+    async fn delivery_count(&self, entry_id: &str) -> Result<u64, RedisError> {
+        let pending: Vec<(String, String, u64, u64)> = self
+            .client
+            .query(
+                redis::cmd("XPENDING")
+                    .arg(self.keys.jobs_stream())
+                    .arg(GROUP)
+                    .arg(entry_id)
+                    .arg(entry_id)
+                    .arg(1),
+            )
+            .await?;
+        Ok(pending.first().map_or(1, |(_, _, _, count)| *count))
+    }
+
+    /// Done: acknowledged, removed, counted, and remembered as done.
+    pub async fn complete(&self, delivery: &Delivery, job_id: &str) -> Result<(), RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(self.keys.job_done(job_id))
+            .arg(1)
+            .arg("EX")
+            .arg(7 * 24 * 3600)
+            .ignore();
+        self.acknowledge_into(&mut pipe, delivery);
+        pipe.cmd("HINCRBY")
+            .arg(self.keys.jobs_counters())
+            .arg("delivered")
+            .arg(1)
+            .ignore();
+        self.client.query_pipeline(&pipe).await
+    }
+
+    /// Whether a job with this id was completed before (a redelivery).
+    pub async fn was_completed(&self, job_id: &str) -> Result<bool, RedisError> {
+        self.client
+            .query(redis::cmd("EXISTS").arg(self.keys.job_done(job_id)))
+            .await
+    }
+
+    /// Acknowledges an entry without doing it (already done, or unreadable).
+    pub async fn discard(&self, delivery: &Delivery) -> Result<(), RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.acknowledge_into(&mut pipe, delivery);
+        self.client.query_pipeline(&pipe).await
+    }
+
+    /// Schedules another attempt after `delay`, atomically with taking the
+    /// job off the stream.
+    pub async fn retry_later(
+        &self,
+        delivery: &Delivery,
+        job: &Job,
+        delay: Duration,
+    ) -> Result<(), RedisError> {
+        let due = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+            + delay.as_millis() as i128;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(self.keys.jobs_delayed())
+            .arg(due as i64)
+            .arg(serde_json::to_vec(job).unwrap_or_default())
+            .ignore();
+        self.acknowledge_into(&mut pipe, delivery);
+        pipe.cmd("HINCRBY")
+            .arg(self.keys.jobs_counters())
+            .arg("retried")
+            .arg(1)
+            .ignore();
+        self.client.query_pipeline(&pipe).await
+    }
+
+    /// Gives up on a job: it goes to the dead-letter list with the reason.
+    pub async fn bury(
+        &self,
+        delivery: &Delivery,
+        job: Option<&Job>,
+        error: &str,
+    ) -> Result<(), RedisError> {
+        let entry = serde_json::json!({"job": job, "entry": delivery.entry_id, "error": error});
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("LPUSH")
+            .arg(self.keys.jobs_dead())
+            .arg(entry.to_string())
+            .ignore();
+        self.acknowledge_into(&mut pipe, delivery);
+        self.client.query_pipeline(&pipe).await
+    }
+
+    fn acknowledge_into(&self, pipe: &mut redis::Pipeline, delivery: &Delivery) {
+        let stream = self.keys.jobs_stream();
+        pipe.cmd("XACK")
+            .arg(&stream)
+            .arg(GROUP)
+            .arg(&delivery.entry_id)
+            .ignore();
+        pipe.cmd("XDEL")
+            .arg(&stream)
+            .arg(&delivery.entry_id)
+            .ignore();
+    }
+
+    /// Moves retries whose time has come back into the stream.
+    pub async fn promote_due(&self) -> Result<u64, RedisError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let mut invocation = self.promote_script.key(self.keys.jobs_delayed());
+        invocation
+            .key(self.keys.jobs_stream())
+            .arg(now as i64)
+            .arg(100);
+        self.client.invoke(&invocation).await
+    }
+
+    /// Puts up to `limit` dead jobs back in the stream with fresh attempts.
+    pub async fn replay_dead(&self, limit: u64) -> Result<u64, RedisError> {
+        let mut invocation = self.replay_script.key(self.keys.jobs_dead());
+        invocation.key(self.keys.jobs_stream()).arg(limit);
+        self.client.invoke(&invocation).await
+    }
+
+    pub async fn counts(&self) -> Result<QueueCounts, RedisError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("XLEN").arg(self.keys.jobs_stream());
+        pipe.cmd("XPENDING").arg(self.keys.jobs_stream()).arg(GROUP);
+        pipe.cmd("ZCARD").arg(self.keys.jobs_delayed());
+        pipe.cmd("LLEN").arg(self.keys.jobs_dead());
+        pipe.cmd("HMGET")
+            .arg(self.keys.jobs_counters())
+            .arg("retried")
+            .arg("delivered");
+        type Summary = (u64, redis::Value, redis::Value, redis::Value);
+        let (length, pending, delayed, dead, counters): (
+            u64,
+            Summary,
+            u64,
+            u64,
+            (Option<u64>, Option<u64>),
+        ) = self.client.query_pipeline(&pipe).await?;
+        let in_flight = pending.0;
+        Ok(QueueCounts {
+            pending: length.saturating_sub(in_flight),
+            in_flight,
+            delayed,
+            dead,
+            retried: counters.0.unwrap_or(0),
+            delivered: counters.1.unwrap_or(0),
+        })
+    }
+}

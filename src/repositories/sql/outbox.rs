@@ -1,0 +1,58 @@
+use async_trait::async_trait;
+
+use super::{OutboxRepository, SqlError};
+use crate::domain::Job;
+
+pub(super) fn encode_job(job: &Job) -> Result<String, SqlError> {
+    serde_json::to_string(job).map_err(|error| SqlError::Other(sqlx::Error::Encode(error.into())))
+}
+
+fn decode_job(payload: &str) -> Result<Job, SqlError> {
+    serde_json::from_str(payload)
+        .map_err(|error| SqlError::Other(sqlx::Error::Decode(error.into())))
+}
+
+macro_rules! sql_outbox_repository {
+    ($name:ident, $database:ty) => {
+        pub struct $name {
+            pool: sqlx::Pool<$database>,
+        }
+
+        impl $name {
+            pub fn new(pool: sqlx::Pool<$database>) -> Self {
+                Self { pool }
+            }
+        }
+
+        #[async_trait]
+        impl OutboxRepository for $name {
+            async fn waiting(&self, limit: u32) -> Result<Vec<Job>, SqlError> {
+                let payloads: Vec<String> = sqlx::query_scalar(
+                    "SELECT payload FROM job_outbox ORDER BY created_at, id LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                payloads.iter().map(|payload| decode_job(payload)).collect()
+            }
+
+            async fn remove(&self, id: &str) -> Result<(), SqlError> {
+                sqlx::query("DELETE FROM job_outbox WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn count(&self) -> Result<u64, SqlError> {
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_outbox")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(count.max(0) as u64)
+            }
+        }
+    };
+}
+
+sql_outbox_repository!(SqliteOutboxRepository, sqlx::Sqlite);
+sql_outbox_repository!(PgOutboxRepository, sqlx::Postgres);

@@ -1,0 +1,95 @@
+//! Sending mail: SMTP (lettre), `.eml` files, or the log.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{MailSettings, MailTransport, SmtpTls};
+
+/// One message to send.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+    Log,
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    from: Mailbox,
+    transport: Transport,
+}
+
+impl Mailer {
+    pub fn new(settings: &MailSettings) -> anyhow::Result<Self> {
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .context("mail.from is not a mailbox")?;
+        let transport = match settings.transport {
+            MailTransport::Smtp => {
+                let host = settings.smtp_host.as_str();
+                let builder = match settings.smtp_tls {
+                    SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+                    SmtpTls::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)?
+                    }
+                    SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)?,
+                };
+                let mut builder = builder
+                    .port(settings.smtp_port)
+                    .timeout(Some(Duration::from_secs(settings.smtp_timeout_seconds)));
+                if !settings.smtp_username.is_empty() {
+                    builder = builder.credentials(Credentials::new(
+                        settings.smtp_username.clone(),
+                        settings.smtp_password.expose_secret().to_string(),
+                    ));
+                }
+                Transport::Smtp(builder.build())
+            }
+            MailTransport::File => {
+                std::fs::create_dir_all(&settings.file_dir).with_context(|| {
+                    format!("cannot create mail.file_dir {}", settings.file_dir)
+                })?;
+                Transport::File(AsyncFileTransport::new(&settings.file_dir))
+            }
+            MailTransport::Log => Transport::Log,
+        };
+        Ok(Self { from, transport })
+    }
+
+    pub async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mail.to.parse().context("recipient is not a mailbox")?)
+            .subject(&mail.subject)
+            .body(mail.body.clone())
+            .context("building the message")?;
+        match &self.transport {
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(drop)
+                .context("SMTP delivery failed"),
+            Transport::File(file) => file
+                .send(message)
+                .await
+                .map(drop)
+                .context("writing the .eml file failed"),
+            Transport::Log => {
+                tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (log transport)");
+                Ok(())
+            }
+        }
+    }
+}

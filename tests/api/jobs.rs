@@ -1,0 +1,179 @@
+//! Welcome mails: committed with the user (outbox), delivered at least once
+//! over real SMTP, retried, dead-lettered, replayed, and taken over when a
+//! worker dies.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use user_api::config::{MailTransport, Settings, SmtpTls};
+
+use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::smtp_sink::{Mode, SmtpSink};
+
+fn mail_to(settings: &mut Settings, sink: &SmtpSink) {
+    settings.mail.transport = MailTransport::Smtp;
+    settings.mail.smtp_host = "127.0.0.1".into();
+    settings.mail.smtp_port = sink.port;
+    settings.mail.smtp_tls = SmtpTls::None;
+    settings.mail.smtp_timeout_seconds = 5;
+    settings.jobs.retry_base_ms = 50;
+    settings.jobs.retry_max_ms = 200;
+}
+
+async fn app_mailing_to(
+    sink: &SmtpSink,
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    spawn_app_with(backend, |settings| {
+        mail_to(settings, sink);
+        configure(settings);
+    })
+    .await
+}
+
+async fn job_stats(app: &TestApp, token: &str) -> Value {
+    app.get("/api/v1/admin/jobs/stats", token)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_for_stat(app: &TestApp, token: &str, name: &str, value: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let stats = job_stats(app, token).await;
+        if stats[name] == value {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never reached {value}: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn registration_mails(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink, backend, |_| {}).await;
+    for n in 0..10 {
+        assert_eq!(app.register(&format!("user{n}")).await.status(), 201);
+    }
+    let mails = sink.wait_for(10, Duration::from_secs(15)).await;
+    let mut recipients: Vec<String> = mails.iter().flat_map(|mail| mail.to.clone()).collect();
+    recipients.sort();
+    let mut expected: Vec<String> = (0..10).map(|n| format!("user{n}@example.com")).collect();
+    expected.sort();
+    assert_eq!(recipients, expected);
+    assert!(mails.iter().all(|mail| mail.data.contains("Welcome")));
+    // A registration that fails sends nothing.
+    assert_eq!(app.register("user3").await.status(), 409);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sink.mails().len(), 10, "exactly one mail per registration");
+    let admin = app.admin("root").await;
+    let stats = wait_for_stat(&app, &admin.token, "delivered", 11).await;
+    assert_eq!(
+        (stats["outbox"].as_u64(), stats["dead"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_registration_sends_exactly_one_welcome_mail_on_sqlite() {
+    registration_mails(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_registration_sends_exactly_one_welcome_mail_on_postgres() {
+    registration_mails(Backend::Postgres).await;
+}
+
+async fn refusals_then_dead_letter_then_replay(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Refuse);
+    let app = app_mailing_to(&sink, backend, |settings| settings.jobs.max_attempts = 3).await;
+    let admin = app.admin("root").await;
+    let stats = wait_for_stat(&app, &admin.token, "dead", 1).await;
+    assert_eq!(stats["retried"], 2, "two retries, then given up");
+    assert_eq!(sink.refused(), 3);
+    sink.set_mode(Mode::Accept);
+    let output = app
+        .command()
+        .args(["jobs", "replay-dead"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "replayed 1 jobs"
+    );
+    let mails = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(mails[0].to, ["root@example.com"]);
+    wait_for_stat(&app, &admin.token, "dead", 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_mail_server_gets_retries_then_dead_letter_then_replay_on_sqlite() {
+    refusals_then_dead_letter_then_replay(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_mail_server_gets_retries_then_dead_letter_then_replay_on_postgres() {
+    refusals_then_dead_letter_then_replay(Backend::Postgres).await;
+}
+
+fn worker_process(app: &TestApp) -> Child {
+    let mut command = app.command();
+    command
+        .arg("worker")
+        .env("APP__MAIL__TRANSPORT", "smtp")
+        .env("APP__MAIL__SMTP_HOST", "127.0.0.1")
+        .env(
+            "APP__MAIL__SMTP_PORT",
+            app.settings.mail.smtp_port.to_string(),
+        )
+        .env("APP__MAIL__SMTP_TLS", "none")
+        .env("APP__JOBS__VISIBILITY_TIMEOUT_SECONDS", "2")
+        .env("APP__WORKER__CONCURRENCY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_worker_killed_mid_send_is_delivered_after_the_visibility_timeout() {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Stall);
+    // The server runs no workers: separate worker processes do the jobs.
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.worker.enabled = false
+    })
+    .await;
+    let mut first = worker_process(&app);
+    assert_eq!(app.register("alice").await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.stalled() == 0 {
+        assert!(Instant::now() < deadline, "the first worker never sent");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    first.kill().unwrap(); // SIGKILL: no chance to hand the job back
+    first.wait().unwrap();
+    sink.set_mode(Mode::Accept);
+    let mut second = worker_process(&app);
+    let started = Instant::now();
+    let mails = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(mails[0].to, ["alice@example.com"]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "taken over only after the timeout"
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
