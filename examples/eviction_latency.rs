@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 use user_api::config::RedisSettings;
+use user_api::metrics::Metrics;
 use user_api::repositories::redis::{KeyScanner, Keys, RedisClient};
+use user_api::services::cache::CacheCounters;
 use user_api::services::cache_admin::{CacheAdminService, Selector};
 
 #[tokio::main]
@@ -74,8 +76,12 @@ async fn main() -> anyhow::Result<()> {
             waits
         })
     };
-    let service =
-        CacheAdminService::new(KeyScanner::new(client), keys.clone(), Arc::default(), 300);
+    let service = CacheAdminService::new(
+        KeyScanner::new(client),
+        keys.clone(),
+        CacheCounters::new(&Metrics::new()?),
+        300,
+    );
     let started = Instant::now();
     let deleted = service
         .evict(&Selector::Prefix("user:".into()), false)

@@ -11,7 +11,7 @@ use crate::repositories::redis::RedisClient;
 use crate::repositories::sql::Database;
 use crate::services::auth::AdminAccount;
 use crate::services::cache_admin::{EvictionRequest, Selector};
-use crate::startup::{AppState, start_jobs};
+use crate::startup::{AppState, shutdown_signal, start_jobs};
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let database = Database::connect(&settings.database).await?;
@@ -122,22 +122,6 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
     redis.close();
     database.close().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot listen for SIGTERM; stop with Ctrl-C");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 /// Puts dead-lettered jobs back in the queue.

@@ -23,6 +23,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub jobs: JobSettings,
     pub mail: MailSettings,
+    pub cors: CorsSettings,
     pub log: LogSettings,
 }
 
@@ -142,6 +143,15 @@ pub struct MailSettings {
     pub smtp_password: SecretString,
     pub smtp_timeout_seconds: u64,
     pub file_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorsSettings {
+    /// Comma-separated origins (`https://app.example.com`) allowed to call
+    /// the API from a browser; empty: none.
+    pub allowed_origins: String,
+    pub allow_credentials: bool,
+    pub max_age_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

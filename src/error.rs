@@ -149,6 +149,9 @@ struct Body<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<&'a [FieldError]>,
+    /// Quote it when reporting a problem: it finds the request's log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl ResponseError for AppError {
@@ -187,6 +190,7 @@ impl ResponseError for AppError {
                 code: self.code(),
                 message: self.public_message(),
                 details,
+                request_id: crate::telemetry::current_request_id(),
             },
         };
         let mut response = HttpResponse::build(self.status_code());

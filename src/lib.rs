@@ -3,6 +3,7 @@ pub mod config;
 pub mod controllers;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod repositories;
 pub mod services;
 pub mod startup;

@@ -12,17 +12,20 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::controllers;
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
+use crate::controllers::cors::{self, CorsPolicy};
+use crate::metrics::Metrics;
 use crate::repositories::redis::{
     CacheStore, JobQueue, KeyScanner, Keys, LockStore, RateLimitStore, RedisClient, SessionStore,
 };
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
-use crate::services::cache::CacheAside;
+use crate::services::cache::{CacheAside, CacheCounters};
 use crate::services::cache_admin::CacheAdminService;
 use crate::services::health::HealthService;
 use crate::services::jobs::{JobService, JobTasks, OutboxRelay, OutboxSignal, Worker};
 use crate::services::locks::LockService;
 use crate::services::mail::Mailer;
+use crate::services::metrics::MetricsService;
 use crate::services::passwords::PasswordHasher;
 use crate::services::rate_limit::RateLimitService;
 use crate::services::tokens::TokenIssuer;
@@ -40,6 +43,9 @@ pub struct AppState {
     pub rate_limits: web::Data<RateLimitService>,
     pub clients: web::Data<ClientKeyExtractor>,
     pub jobs: web::Data<JobService>,
+    pub cors: web::Data<CorsPolicy>,
+    pub metrics: web::Data<Metrics>,
+    pub metrics_service: web::Data<MetricsService>,
     /// Wakes this process's outbox relay after a registration.
     pub outbox_signal: OutboxSignal,
 }
@@ -51,22 +57,26 @@ impl AppState {
         redis: &RedisClient,
     ) -> anyhow::Result<Self> {
         let keys = Keys::new(&settings.redis.key_prefix);
+        let metrics = Arc::new(Metrics::new()?);
         let users_repository = database.users();
         let sessions = SessionStore::new(redis.clone(), keys.clone());
+        let cache_counters = CacheCounters::new(&metrics);
         let cache = CacheAside::new(
             CacheStore::new(redis.clone()),
             Duration::from_secs(settings.cache.ttl_seconds),
+            cache_counters.clone(),
         );
         let cache_admin = CacheAdminService::new(
             KeyScanner::new(redis.clone()),
             keys.clone(),
-            cache.counters(),
+            cache_counters,
             settings.cache.ttl_seconds,
         );
         let locks = LockService::new(
             LockStore::new(redis.clone()),
             Duration::from_millis(settings.locks.lease_ms),
             Duration::from_millis(settings.locks.max_hold_ms),
+            metrics.lock_contention.clone(),
         );
         let users = UserService::new(
             users_repository.clone(),
@@ -92,6 +102,7 @@ impl AppState {
             keys.clone(),
             &settings.rate_limit,
             local_shield(&settings.rate_limit, clients.clone())?,
+            metrics.clone(),
         ));
         let auth = AuthService::new(
             users_repository,
@@ -102,6 +113,12 @@ impl AppState {
             rate_limits.clone(),
             outbox_signal.clone(),
         );
+        let metrics_service = MetricsService::new(
+            metrics.clone(),
+            database.clone(),
+            redis.clone(),
+            jobs.clone(),
+        );
         Ok(Self {
             auth: web::Data::new(auth),
             users: web::Data::new(users),
@@ -110,6 +127,9 @@ impl AppState {
             rate_limits: web::Data::from(rate_limits),
             clients: web::Data::new(clients),
             jobs: web::Data::new(jobs),
+            cors: web::Data::new(CorsPolicy::new(&settings.cors)),
+            metrics: web::Data::from(metrics),
+            metrics_service: web::Data::new(metrics_service),
             outbox_signal,
         })
     }
@@ -160,9 +180,24 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT, lets in-flight requests finish (up to
-    /// `server.shutdown_timeout_seconds`), then closes the pools.
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting connections,
+    /// lets in-flight requests finish (up to `server.shutdown_timeout_seconds`),
+    /// stops the job workers, and closes the pools.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            handle.stop(true).await;
+        });
         self.server.await.context("HTTP server failed")?;
         tracing::info!("server stopped; stopping the job workers");
         self.jobs.stop(self.shutdown_timeout).await;
@@ -208,6 +243,23 @@ pub async fn start_jobs(
     Ok(JobTasks::start(relay, workers))
 }
 
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot listen for SIGTERM; stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Every minute, drops in-process rate-limit state of quiet clients.
 fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
     tokio::spawn(async move {
@@ -222,6 +274,7 @@ fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(cors::cors))
             .wrap(from_fn(telemetry::trace_requests))
             .app_data(state.auth.clone())
             .app_data(state.users.clone())
@@ -230,9 +283,14 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.rate_limits.clone())
             .app_data(state.clients.clone())
             .app_data(state.jobs.clone())
+            .app_data(state.cors.clone())
+            .app_data(state.metrics.clone())
+            .app_data(state.metrics_service.clone())
             .configure(controllers::configure)
     })
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+    // Our own handler: actix treats SIGINT as "stop now", we drain on both.
+    .disable_signals()
     .listen(listener)?;
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);

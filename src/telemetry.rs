@@ -7,12 +7,24 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
+use crate::metrics::Metrics;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    /// The id of the request being handled, for error bodies.
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request this code runs for, if any.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
 
 /// Installs the global subscriber. `RUST_LOG` wins over `log.level`.
 pub fn init(settings: &LogSettings) {
@@ -59,8 +71,26 @@ pub async fn trace_requests(
         request_id = id.to_str().unwrap_or_default(),
     );
     let started = Instant::now();
-    let mut response = next.call(request).instrument(span.clone()).await?;
+    let id_text = id.to_str().unwrap_or_default().to_string();
+    let mut response = CURRENT_REQUEST_ID
+        .scope(id_text, next.call(request).instrument(span.clone()))
+        .await?;
     let status = response.status().as_u16();
+    if let Some(metrics) = response.request().app_data::<web::Data<Metrics>>() {
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        let method = response.request().method().as_str().to_string();
+        metrics
+            .http_requests
+            .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+            .inc();
+        metrics
+            .http_duration
+            .with_label_values(&[method.as_str(), route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -2,6 +2,7 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::services::health::HealthService;
+use crate::services::metrics::MetricsService;
 
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -14,4 +15,10 @@ pub async fn ready(health: web::Data<HealthService>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(readiness)
     }
+}
+
+pub async fn metrics(metrics: web::Data<MetricsService>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render().await)
 }

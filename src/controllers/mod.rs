@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 pub mod client_ip;
+pub mod cors;
 mod extract;
 mod health;
 mod rate_limit;
@@ -42,6 +43,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         )
         .service(resource("/health/live").route(web::get().to(health::live)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))
+        .service(resource("/metrics").route(web::get().to(health::metrics)))
         .default_service(web::to(not_found));
 }
 

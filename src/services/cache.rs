@@ -2,14 +2,15 @@
 //! `@cached` decorator. Redis is only a cache here: when it fails, the value
 //! comes from the loader and the request goes on.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use prometheus::IntCounter;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::repositories::redis::{CacheKey, CacheStore, RedisError};
 
 /// A value that knows the version of the row it came from, so a cache write
@@ -37,27 +38,29 @@ impl CacheStatus {
 /// fill can overwrite. (2^53 - 1, exact in Lua's numbers.)
 pub const DELETED_VERSION: i64 = (1 << 53) - 1;
 
-/// What cache-aside reads found, since this instance started.
-#[derive(Debug, Default)]
+/// What cache-aside reads found, since this instance started (the
+/// `cache_reads_total` metric).
+#[derive(Debug, Clone)]
 pub struct CacheCounters {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: IntCounter,
+    misses: IntCounter,
     /// Reads that went to the source because Redis failed.
-    bypasses: AtomicU64,
+    bypasses: IntCounter,
 }
 
 impl CacheCounters {
-    /// (hits, misses, bypasses)
-    pub fn read(&self) -> (u64, u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-            self.bypasses.load(Ordering::Relaxed),
-        )
+    pub fn new(metrics: &Metrics) -> Self {
+        let counter = |result| metrics.cache_reads.with_label_values(&[result]);
+        Self {
+            hits: counter("hit"),
+            misses: counter("miss"),
+            bypasses: counter("bypass"),
+        }
     }
 
-    fn count(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    /// (hits, misses, bypasses)
+    pub fn read(&self) -> (u64, u64, u64) {
+        (self.hits.get(), self.misses.get(), self.bypasses.get())
     }
 }
 
@@ -65,20 +68,16 @@ impl CacheCounters {
 pub struct CacheAside {
     store: CacheStore,
     ttl: Duration,
-    counters: Arc<CacheCounters>,
+    counters: CacheCounters,
 }
 
 impl CacheAside {
-    pub fn new(store: CacheStore, ttl: Duration) -> Self {
+    pub fn new(store: CacheStore, ttl: Duration, counters: CacheCounters) -> Self {
         Self {
             store,
             ttl,
-            counters: Arc::default(),
+            counters,
         }
-    }
-
-    pub fn counters(&self) -> Arc<CacheCounters> {
-        self.counters.clone()
     }
 
     /// The cached value under `key`, or the loader's, which is then cached.
@@ -95,7 +94,7 @@ impl CacheAside {
         let redis_answered = match self.store.get(key.as_str()).await {
             Ok(Some(entry)) => match entry.body.as_deref().map(serde_json::from_slice::<T>) {
                 Some(Ok(value)) => {
-                    CacheCounters::count(&self.counters.hits);
+                    self.counters.hits.inc();
                     return Ok((value, CacheStatus::Hit));
                 }
                 Some(Err(error)) => {
@@ -110,11 +109,11 @@ impl CacheAside {
                 false
             }
         };
-        CacheCounters::count(if redis_answered {
-            &self.counters.misses
+        if redis_answered {
+            self.counters.misses.inc();
         } else {
-            &self.counters.bypasses
-        });
+            self.counters.bypasses.inc();
+        }
         let value = load().await?;
         // After a failed read, skip the write: it would only wait out the
         // same timeout again.

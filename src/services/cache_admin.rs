@@ -4,7 +4,6 @@
 //! SCAN returns is checked again with a plain string test before it goes.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +95,7 @@ pub struct CacheStats {
 pub struct CacheAdminService {
     scanner: KeyScanner,
     keys: Keys,
-    counters: Arc<CacheCounters>,
+    counters: CacheCounters,
     ttl_seconds: u64,
 }
 
@@ -109,12 +108,7 @@ fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
 }
 
 impl CacheAdminService {
-    pub fn new(
-        scanner: KeyScanner,
-        keys: Keys,
-        counters: Arc<CacheCounters>,
-        ttl_seconds: u64,
-    ) -> Self {
+    pub fn new(scanner: KeyScanner, keys: Keys, counters: CacheCounters, ttl_seconds: u64) -> Self {
         Self {
             scanner,
             keys,

@@ -299,6 +299,10 @@ impl JobService {
         if !actor.is_admin() {
             return Err(AppError::Forbidden);
         }
+        self.counts().await
+    }
+
+    pub async fn counts(&self) -> Result<JobStats, AppError> {
         let counts = self.queue.counts().await?;
         Ok(JobStats {
             pending: counts.pending,

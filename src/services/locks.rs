@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use prometheus::IntCounter;
 use tokio::task::JoinHandle;
 
 use crate::error::AppError;
@@ -21,6 +22,8 @@ pub struct LockService {
     /// The watchdog stops extending after this long: a stuck holder cannot
     /// keep a lock forever.
     max_hold: Duration,
+    /// Counts callers turned away because the lock was held.
+    contention: IntCounter,
 }
 
 /// Releases the lock and stops the watchdog when dropped, without blocking.
@@ -58,11 +61,17 @@ impl Drop for HeldLock {
 }
 
 impl LockService {
-    pub fn new(store: LockStore, lease: Duration, max_hold: Duration) -> Self {
+    pub fn new(
+        store: LockStore,
+        lease: Duration,
+        max_hold: Duration,
+        contention: IntCounter,
+    ) -> Self {
         Self {
             store,
             lease,
             max_hold,
+            contention,
         }
     }
 
@@ -77,7 +86,10 @@ impl LockService {
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let fence = match self.store.acquire(&keys, &owner, self.lease).await? {
             Acquisition::Held { fence } => Fence(fence),
-            Acquisition::Busy { held_for } => return Err(busy(held_for)),
+            Acquisition::Busy { held_for } => {
+                self.contention.inc();
+                return Err(busy(held_for));
+            }
         };
         let held = HeldLock {
             watchdog: self.watchdog(keys.clone(), owner.clone()),

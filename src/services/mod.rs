@@ -8,6 +8,7 @@ pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod mail;
+pub mod metrics;
 pub mod passwords;
 pub mod rate_limit;
 pub mod tokens;

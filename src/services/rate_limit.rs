@@ -13,6 +13,7 @@ use actix_governor::governor::state::keyed::DefaultKeyedStateStore;
 
 use crate::config::RateLimitSettings;
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::repositories::redis::{Keys, RateDecision, RateLimitStore};
 
 /// Whom a limit counts: a client address (IPv6 grouped by /64).
@@ -55,6 +56,7 @@ pub struct RateLimitService {
     keys: Keys,
     settings: RateLimitSettings,
     shield: Arc<LocalLimiter>,
+    metrics: Arc<Metrics>,
 }
 
 impl RateLimitService {
@@ -65,6 +67,7 @@ impl RateLimitService {
         keys: Keys,
         settings: &RateLimitSettings,
         shield: Arc<LocalLimiter>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             enabled: settings.enabled,
@@ -72,7 +75,20 @@ impl RateLimitService {
             keys,
             settings: settings.clone(),
             shield,
+            metrics,
         }
+    }
+
+    fn count(&self, limit: &str, decision: &RateDecision) {
+        let outcome = if decision.allowed {
+            "allowed"
+        } else {
+            "denied"
+        };
+        self.metrics
+            .rate_limit
+            .with_label_values(&[limit, outcome])
+            .inc();
     }
 
     /// Forgets in-process counters of clients that have been quiet long
@@ -89,22 +105,25 @@ impl RateLimitService {
             return None;
         }
         let local = check_locally(&self.shield, client, self.settings.requests);
-        if !local.allowed {
-            return Some(local);
-        }
-        let window = Duration::from_secs(self.settings.window_seconds);
-        let key = self.keys.rate_limit("api", &client.0);
-        match self
-            .store
-            .check(&[key], self.settings.requests, window)
-            .await
-        {
-            Ok(decision) => Some(decision),
-            Err(error) => {
-                tracing::warn!(error = %error, "shared rate limit unavailable; using this instance's");
-                Some(local)
+        let decision = if local.allowed {
+            let window = Duration::from_secs(self.settings.window_seconds);
+            let key = self.keys.rate_limit("api", &client.0);
+            match self
+                .store
+                .check(&[key], self.settings.requests, window)
+                .await
+            {
+                Ok(decision) => decision,
+                Err(error) => {
+                    tracing::warn!(error = %error, "shared rate limit unavailable; using this instance's");
+                    local
+                }
             }
-        }
+        } else {
+            local
+        };
+        self.count("api", &decision);
+        Some(decision)
     }
 
     /// The login limit, per client and per account tried. Without Redis
@@ -127,6 +146,7 @@ impl RateLimitService {
             .store
             .check(&keys, self.settings.login_requests, window)
             .await?;
+        self.count("login", &decision);
         if decision.allowed {
             Ok(Some(decision))
         } else {

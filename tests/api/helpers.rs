@@ -148,7 +148,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
-    tokio::spawn(application.run_until_stopped());
+    tokio::spawn(application.run_until(std::future::pending()));
     let database = Database::connect(&settings.database)
         .await
         .expect("database");

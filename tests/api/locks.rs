@@ -70,7 +70,8 @@ on_both_databases! {
         let id = UserId(alice.id);
         let (store, keys) = lock_store(&app).await;
         // No watchdog extension: the lease simply runs out, as for a paused process.
-        let locks = LockService::new(store, Duration::from_millis(200), Duration::from_millis(100));
+        let contention = prometheus::IntCounter::new("contention", "test").unwrap();
+        let locks = LockService::new(store, Duration::from_millis(200), Duration::from_millis(100), contention);
         let users = app.database.users();
         let slow = locks.run_exclusive(keys.user_lock(id), AppError::UpdateInProgress, async |fence| {
             tokio::time::sleep(Duration::from_millis(500)).await;

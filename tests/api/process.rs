@@ -52,8 +52,7 @@ async fn wait_until_live(client: &reqwest::Client, base: &str, child: &mut Child
     panic!("user-api did not become live");
 }
 
-#[tokio::test]
-async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+async fn stop_with(signal: &str) {
     let port = free_port();
     let database = temp_database();
     let mut child = user_api(port, &test_redis_url(), &database)
@@ -80,7 +79,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     tokio::time::sleep(Duration::from_millis(30)).await;
     let stopped = Instant::now();
     let status = Command::new("kill")
-        .arg("-TERM")
+        .arg(format!("-{signal}"))
         .arg(child.id().to_string())
         .status()
         .unwrap();
@@ -99,6 +98,33 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     assert!(stopped.elapsed() < Duration::from_secs(10));
     assert_eq!(exit.code(), Some(0));
     let _ = std::fs::remove_dir_all(database.parent().unwrap());
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+    stop_with("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_is_as_graceful_as_sigterm() {
+    stop_with("INT").await;
+}
+
+#[tokio::test]
+async fn production_refuses_the_default_or_a_short_jwt_secret() {
+    for secret in [None, Some("too-short")] {
+        let database = temp_database();
+        let mut command = user_api(free_port(), &test_redis_url(), &database);
+        command.env("APP_ENVIRONMENT", "production");
+        if let Some(secret) = secret {
+            command.env("APP__AUTH__JWT_SECRET", secret);
+        }
+        let output = command.output().unwrap();
+        assert_ne!(output.status.code(), Some(0));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("JWT secret"), "{stderr}");
+        assert!(!database.exists(), "refused before touching anything");
+    }
 }
 
 #[tokio::test]

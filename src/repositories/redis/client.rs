@@ -117,6 +117,12 @@ impl RedisClient {
             .unwrap_or(Err(RedisError::Timeout(self.operation_timeout)))
     }
 
+    /// (connections open, of them idle, requests waiting for one)
+    pub fn pool_status(&self) -> (usize, usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available, status.waiting)
+    }
+
     pub fn close(&self) {
         self.pool.close();
     }

@@ -88,6 +88,14 @@ impl Database {
         Ok(())
     }
 
+    /// (connections open, of them idle)
+    pub fn pool_status(&self) -> (u32, usize) {
+        match self {
+            Database::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Database::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Database::Sqlite(pool) => pool.close().await,
