@@ -10,7 +10,7 @@ use crate::repositories::redis::{RateDecision, RedisError};
 use crate::repositories::sql::SqlError;
 
 /// One invalid input, named by the field it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -138,17 +138,25 @@ pub fn write_rate_limit_headers(headers: &mut HeaderMap, decision: &RateDecision
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// Every error answer, whatever produced it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    error: ErrorBody,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// `validation_failed`, `unauthorized`, `invalid_credentials`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
+    /// `update_in_progress`, `payload_too_large`, `rate_limited`,
+    /// `unavailable` or `internal`.
+    #[schema(value_type = String)]
+    code: &'static str,
+    /// For a person; never carries internal details.
     message: String,
+    /// The invalid fields (validation_failed, conflict).
     #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<&'a [FieldError]>,
+    details: Option<Vec<FieldError>>,
     /// Quote it when reporting a problem: it finds the request's log lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<String>,
@@ -181,12 +189,12 @@ impl ResponseError for AppError {
             _ => {}
         }
         let details = match self {
-            Self::Validation(details) => Some(details.as_slice()),
-            Self::Conflict(field) => Some(std::slice::from_ref(field)),
+            Self::Validation(details) => Some(details.clone()),
+            Self::Conflict(field) => Some(vec![field.clone()]),
             _ => None,
         };
-        let envelope = Envelope {
-            error: Body {
+        let envelope = ErrorResponse {
+            error: ErrorBody {
                 code: self.code(),
                 message: self.public_message(),
                 details,

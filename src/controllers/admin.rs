@@ -1,11 +1,35 @@
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::extract::Authenticated;
-use crate::error::AppError;
-use crate::services::cache_admin::{CacheAdminService, EvictionRequest};
-use crate::services::jobs::JobService;
+use crate::error::{AppError, ErrorResponse};
+use crate::services::cache_admin::{CacheAdminService, CacheStats, EvictionRequest};
+use crate::services::jobs::{JobService, JobStats};
 
+/// How many cache keys were deleted.
+#[derive(Serialize, ToSchema)]
+pub struct Evicted {
+    deleted: u64,
+}
+
+/// Delete cache entries whose key, after `{prefix}cache:`, ends with
+/// `suffix` or starts with `prefix` (literal text). Never touches sessions,
+/// locks, queues or rate-limit counters.
+#[utoipa::path(delete, path = "/api/v1/admin/cache/keys", tag = "admin",
+    security(("bearer" = [])),
+    params(
+        ("suffix" = Option<String>, Query, description = "e.g. `:42`: every cached entry of user 42"),
+        ("prefix" = Option<String>, Query, description = "e.g. `user:`: every cached user")),
+    responses(
+        (status = 200, description = "Deleted", body = Evicted),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: nothing matched", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: neither, both, empty or too long", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn evict(
     cache_admin: web::Data<CacheAdminService>,
     Authenticated(principal): Authenticated,
@@ -14,9 +38,19 @@ pub async fn evict(
     let deleted = cache_admin
         .evict_as(&principal, request.into_inner())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "deleted": deleted })))
+    Ok(HttpResponse::Ok().json(Evicted { deleted }))
 }
 
+/// Cache hits and misses of this instance, and keys in the cache.
+#[utoipa::path(get, path = "/api/v1/admin/cache/stats", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cache figures", body = CacheStats),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn cache_stats(
     cache_admin: web::Data<CacheAdminService>,
     Authenticated(principal): Authenticated,
@@ -24,6 +58,16 @@ pub async fn cache_stats(
     Ok(HttpResponse::Ok().json(cache_admin.stats(&principal).await?))
 }
 
+/// The job queue: pending, in flight, delayed, dead, and totals.
+#[utoipa::path(get, path = "/api/v1/admin/jobs/stats", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Queue figures", body = JobStats),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn job_stats(
     jobs: web::Data<JobService>,
     Authenticated(principal): Authenticated,

@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod cors;
 mod extract;
 mod health;
+pub mod openapi;
 mod rate_limit;
 mod users;
 
@@ -44,6 +45,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/health/live").route(web::get().to(health::live)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))
         .service(resource("/metrics").route(web::get().to(health::metrics)))
+        .configure(openapi::configure)
         .default_service(web::to(not_found));
 }
 

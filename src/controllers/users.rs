@@ -4,9 +4,9 @@ use sha2::{Digest, Sha256};
 
 use super::extract::{Authenticated, Json};
 use crate::domain::{User, UserId};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorResponse};
 use crate::services::cache::CacheStatus;
-use crate::services::users::{PageRequest, UserService, UserUpdate};
+use crate::services::users::{PageRequest, UserPage, UserService, UserUpdate};
 
 /// A strong ETag from the representation itself: the same bytes give the
 /// same tag on every instance and after restarts.
@@ -54,6 +54,20 @@ fn user_response(
     Ok(response.content_type("application/json").body(body))
 }
 
+/// The caller.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+    security(("bearer" = [])),
+    params(("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    responses(
+        (status = 200, description = "The user", body = User, headers(
+            ("ETag" = String, description = "Strong validator of the representation"),
+            ("X-Cache" = String, description = "HIT or MISS"))),
+        (status = 304, description = "Unchanged since the given ETag"),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn me(
     request: HttpRequest,
     users: web::Data<UserService>,
@@ -63,6 +77,23 @@ pub async fn me(
     user_response(&request, &user, status)
 }
 
+/// A user, served cache-aside (Redis first, SQL on a miss).
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "User id"),
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    responses(
+        (status = 200, description = "The user", body = User, headers(
+            ("ETag" = String, description = "Strong validator of the representation"),
+            ("X-Cache" = String, description = "HIT or MISS"))),
+        (status = 304, description = "Unchanged since the given ETag"),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 404, description = "`not_found`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: the id is not a number", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn get(
     request: HttpRequest,
     users: web::Data<UserService>,
@@ -73,6 +104,24 @@ pub async fn get(
     user_response(&request, &user, status)
 }
 
+/// Change a user: oneself, or anyone as an admin; `role` is for admins
+/// only. Unknown fields are refused. Once the 200 is sent, every reader
+/// gets the new data.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The updated user", body = User),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 404, description = "`not_found`", body = ErrorResponse),
+        (status = 409, description = "`conflict` (name or e-mail taken) or `update_in_progress` (with Retry-After)", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn update(
     users: web::Data<UserService>,
     Authenticated(principal): Authenticated,
@@ -85,6 +134,19 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(user))
 }
 
+/// Delete a user (oneself, or anyone as an admin); ends their session.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 404, description = "`not_found`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn delete(
     users: web::Data<UserService>,
     Authenticated(principal): Authenticated,
@@ -94,6 +156,18 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// Every user, a page at a time (admins only).
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    security(("bearer" = [])),
+    params(PageRequest),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
 pub async fn list(
     users: web::Data<UserService>,
     Authenticated(principal): Authenticated,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::jobs::OutboxSignal;
 use super::passwords::PasswordHasher;
@@ -16,25 +17,38 @@ use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{RateDecision, SessionStore};
 use crate::repositories::sql::{LoginName, NewUser, UserRepository};
 
-#[derive(Debug, Deserialize)]
+// Fields are optional in Rust so a missing one is reported by name with
+// the other problems, not as a parse error; the API documents them as required.
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
+    /// 3–32 of `A-Z a-z 0-9 _ . -`; unique, whatever the case.
+    #[schema(required = true, value_type = String, min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: Option<String>,
+    /// Stored lower-case; unique.
+    #[schema(required = true, value_type = String, format = Email)]
     pub email: Option<String>,
+    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
     pub password: Option<SecretString>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginAttempt {
+    /// The username, or the e-mail address.
+    #[schema(required = true, value_type = String)]
     pub username: Option<String>,
+    #[schema(required = true, value_type = String, format = Password)]
     pub password: Option<SecretString>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
+    #[schema(required = true, value_type = String, format = Password)]
     pub current_password: Option<SecretString>,
+    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
     pub new_password: Option<SecretString>,
 }
 

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::cache::CacheCounters;
@@ -17,7 +18,9 @@ pub const MAX_SELECTOR_LENGTH: usize = 256;
 /// Keys SCAN looks at per step, and keys per UNLINK.
 const BATCH: usize = 500;
 
-#[derive(Debug, Default, Deserialize)]
+/// Exactly one of the two, non-empty, at most 256 bytes; taken literally.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EvictionRequest {
     pub suffix: Option<String>,
     pub prefix: Option<String>,
@@ -73,7 +76,7 @@ impl Selector {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CacheStats {
     /// Cache-aside reads answered from Redis, by this instance since it started.
     pub hits: u64,

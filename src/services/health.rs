@@ -9,13 +9,13 @@ use crate::repositories::sql::Database;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub status: &'static str,
     pub checks: Checks,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
     pub redis: &'static str,
     pub database: &'static str,

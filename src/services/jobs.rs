@@ -268,7 +268,7 @@ impl JobTasks {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobStats {
     /// In the stream, not yet taken by a worker.
     pub pending: u64,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
 use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Versioned};
@@ -21,24 +22,35 @@ impl Versioned for User {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Fields to change; absent ones stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: Option<String>,
+    #[schema(format = Email)]
     pub email: Option<String>,
+    /// Admins only.
     pub role: Option<Role>,
 }
 
 /// Raw pagination parameters, checked here so errors name the parameter.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageRequest {
+    /// 1 to 100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// Return users with ids above this one (the previous page's `next_after_id`).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub after_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserPage {
     pub items: Vec<User>,
+    /// Pass as `after_id` for the next page; null on the last page.
+    #[schema(value_type = Option<i64>)]
     pub next_after_id: Option<UserId>,
 }
 

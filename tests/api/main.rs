@@ -11,6 +11,7 @@ mod errors;
 mod glob_property;
 mod jobs;
 mod locks;
+mod openapi;
 mod operations;
 mod process;
 mod rate_limits;

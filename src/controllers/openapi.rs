@@ -1,0 +1,66 @@
+//! The OpenAPI document, generated from the handlers' annotations, and the
+//! `/docs` page (Swagger UI, its files compiled into the binary).
+
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{admin, auth, health, users};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "user-api",
+        description = "Users and accounts over a Redis cache. Every error has the shape \
+            `{\"error\": {\"code\", \"message\", \"details\"?, \"request_id\"?}}`. Every `/api` \
+            response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; \
+            429 answers add `Retry-After`. Bodies over 64 KiB get 413. Unknown JSON fields \
+            are refused with 422.",
+    ),
+    paths(
+        auth::register, auth::login, auth::logout, auth::change_password,
+        users::me, users::get, users::update, users::delete, users::list,
+        admin::evict, admin::cache_stats, admin::job_stats,
+        health::live, health::ready, health::metrics,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Registration, login, sessions"),
+        (name = "users", description = "Users, served cache-aside"),
+        (name = "admin", description = "Cache eviction and queue figures (admins)"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `/openapi.json`, `/docs/` and a redirect from `/docs`.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .route(
+            "/docs",
+            web::get().to(|| async {
+                HttpResponse::PermanentRedirect()
+                    .insert_header(("Location", "/docs/"))
+                    .finish()
+            }),
+        );
+}
