@@ -131,3 +131,25 @@ pub async fn replay_dead_jobs(settings: &Settings, limit: u64) -> anyhow::Result
     println!("replayed {replayed} jobs");
     Ok(())
 }
+
+/// Exits 0 if this host's server answers `/health/live`: the container's
+/// HEALTHCHECK, which needs no curl in the image.
+pub fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    let address = format!("127.0.0.1:{}", settings.server.port);
+    let mut stream = TcpStream::connect_timeout(&address.parse()?, Duration::from_secs(2))
+        .with_context(|| format!("nothing listens on {address}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    if reply.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        anyhow::bail!("unhealthy: {}", reply.lines().next().unwrap_or("no answer"))
+    }
+}

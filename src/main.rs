@@ -24,6 +24,8 @@ enum Command {
     Worker,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Exit 0 if the local server answers /health/live (container HEALTHCHECK).
+    Healthcheck,
     /// Create an admin account, or promote the user with this username.
     /// The password is read from standard input.
     CreateAdmin {
@@ -93,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker => cli::worker(&settings).await,
         Command::Migrate => cli::migrate(&settings).await,
+        Command::Healthcheck => cli::healthcheck(&settings),
         Command::CreateAdmin { username, email } => {
             cli::create_admin(&settings, username, email).await
         }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, test_redis_url, user_api_command};
+use crate::redis_server::RedisServer;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -159,5 +160,108 @@ async fn migrate_applies_the_migrations_and_exits() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(database.exists());
+    let _ = std::fs::remove_dir_all(database.parent().unwrap());
+}
+
+/// The variables of `.env.example`, as compose hands them to the container.
+fn env_example() -> Vec<(String, String)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".env.example");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_runs_as_the_container_does() {
+    let redis = RedisServer::start_with_password("s3cret-redis");
+    let database = crate::helpers::TestDatabase::create(crate::helpers::Backend::Postgres).await;
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_user-api"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .envs(env_example())
+        // What compose.yaml and the Dockerfile set for the api service:
+        .env("APP_ENVIRONMENT", "production")
+        .env("APP__SERVER__PORT", port.to_string())
+        .env("APP__DATABASE__URL", &database.url)
+        .env("APP__REDIS__URL", redis.url())
+        .env("APP__WORKER__ENABLED", "false")
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let healthy = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_user-api"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("APP_ENVIRONMENT", "production")
+            .envs(env_example())
+            .env("APP__SERVER__PORT", port.to_string())
+            .arg("healthcheck")
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthy(port) {
+        assert!(
+            Instant::now() < deadline,
+            "the container's HEALTHCHECK never passed"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "user-api exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let registered = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"username": "alice", "email": "alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let first = logs.lines().next().unwrap_or_default();
+    assert!(
+        serde_json::from_str::<serde_json::Value>(first).is_ok(),
+        "production logs are JSON: {first}"
+    );
+    assert!(
+        !logs.contains("s3cret-redis") && !logs.contains(PASSWORD),
+        "no secrets in logs"
+    );
+    assert!(!healthy(port), "HEALTHCHECK fails once stopped");
+}
+
+#[tokio::test]
+async fn a_wrong_redis_password_stops_start_up_saying_so() {
+    let redis = RedisServer::start_with_password("the-right-one");
+    let database = temp_database();
+    let url = format!("redis://:the-wrong-one@127.0.0.1:{}/0", redis.port);
+    let output = user_api(free_port(), &url, &database).output().unwrap();
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("authentication"), "{stderr}");
+    assert!(!stderr.contains("the-wrong-one"), "{stderr}");
     let _ = std::fs::remove_dir_all(database.parent().unwrap());
 }

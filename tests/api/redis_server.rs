@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     pub port: u16,
+    password: Option<String>,
     child: Child,
 }
 
@@ -28,32 +29,40 @@ fn signal(pid: u32, name: &str) {
 
 impl RedisServer {
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        Self::start_on(free_port(), None)
     }
 
-    fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+    /// A server that wants this password (`requirepass`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_on(free_port(), Some(password.to_string()))
+    }
+
+    fn start_on(port: u16, password: Option<String>) -> Self {
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
+        command.args(["--save", "", "--appendonly", "no"]);
+        if let Some(password) = &password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (scripts/test installs it)");
-        let server = Self { port, child };
+        let server = Self {
+            port,
+            password,
+            child,
+        };
         server.wait_until_up();
         server
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 
     fn wait_until_up(&self) {
@@ -87,7 +96,7 @@ impl RedisServer {
     /// A new, empty server on the same port.
     pub fn restart(&mut self) {
         self.stop();
-        *self = Self::start_on(self.port);
+        *self = Self::start_on(self.port, self.password.clone());
     }
 }
 

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+
+# Dependencies are compiled in their own layer (cargo-chef), so a source
+# change rebuilds only the crate itself.
+FROM rust:1.95-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.71
+WORKDIR /build
+
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /build/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --bin user-api
+COPY . .
+RUN cargo build --release --locked --bin user-api
+
+# The binary needs nothing from the system at run time: migrations and the
+# /docs assets are compiled in, TLS for SMTP uses rustls with built-in roots.
+FROM debian:bookworm-slim AS runtime
+RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin app \
+    && mkdir -p /app/data \
+    && chown app:app /app/data
+WORKDIR /app
+COPY --from=builder /build/target/release/user-api /usr/local/bin/user-api
+COPY config ./config
+ENV APP_ENVIRONMENT=production \
+    APP__SERVER__PORT=8000 \
+    APP__DATABASE__URL=sqlite:///app/data/user-api.db
+USER 10001:10001
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
+    CMD ["user-api", "healthcheck"]
+ENTRYPOINT ["user-api"]
+CMD ["serve"]
