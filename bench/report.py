@@ -1,0 +1,64 @@
+"""Writes bench/results.md from the harness's JSON lines."""
+import datetime
+import json
+import os
+import sys
+
+path, duration, connections, users = sys.argv[1:5]
+rows = {}
+ready = []
+for line in open(path):
+    entry = json.loads(line)
+    rows[entry["name"]] = entry
+    if entry["name"] == "ready_ms":
+        ready.append(entry["value"])
+
+ceiling = rows["ceiling"]["rps"]
+
+
+def row(label, name, note=""):
+    entry = rows[name]
+    p50 = f"{entry['p50']:.2f}" if entry.get("p50") is not None else "-"
+    p99 = f"{entry['p99']:.2f}" if entry.get("p99") is not None else "-"
+    return (
+        f"| {label} | {entry['rps']:,.0f} | {entry['rps'] / ceiling:.0%} | {p50} | {p99} "
+        f"| {entry['errors']} | {note} |"
+    )
+
+
+def value(name, key="value"):
+    return rows[name][key] if name in rows else None
+
+
+b_sqlite = value("b_sqlite_misses")
+b_pg = value("b_postgres_misses")
+keep = rows["d_during_storm"]["rps"] / rows["a_48"]["rps"]
+lines = [
+    "# Benchmark results",
+    "",
+    f"`bench/run` on {datetime.date.today()}, {os.cpu_count()} cores, everything on one machine "
+    f"(wrk -t1 -c{connections}, {duration} s per workload, {users} seeded users, Redis on loopback). "
+    "Ratios are to the ceiling measured in the same run: absolute numbers move with the "
+    "machine's load, ratios much less.",
+    "",
+    "| workload | req/s | of ceiling | p50 ms | p99 ms | errors | notes |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    row("ceiling: one Redis GET per request (`examples/redis_ceiling.rs`)", "ceiling"),
+    row("(a) GET /users/{id}, cache hits, bearer token, rate limiter on", "a"),
+    row("(a) the same, rate limiter off", "a_no_limiter"),
+    row("(b) GET /users/{id}, cache flushed first, SQLite (5 s)", "b_sqlite",
+        f"{b_sqlite} misses of {rows['b_sqlite']['requests']}"),
+    row("(b) the same on PostgreSQL (5 s)", "b_postgres",
+        f"{b_pg} misses of {rows['b_postgres']['requests']}"),
+    row("(c) 95% GET / 5% PUT, random users, SQLite", "c"),
+    row("(d) logins (argon2), 16 connections", "d_logins"),
+    row("(d) cache hits, 48 connections, alone", "a_48"),
+    row("(d) cache hits, 48 connections, during the login storm", "d_during_storm",
+        f"keeps {keep:.0%} of its throughput"),
+    "",
+    f"(e) Peak RSS (VmHWM) after the SQLite workloads: {value('rss_sqlite', 'rss_kib') / 1024:.1f} MiB; "
+    f"PostgreSQL: {value('rss_postgres', 'rss_kib') / 1024:.1f} MiB. "
+    f"Start to ready (`/health/ready` 200, migrations included): "
+    f"{', '.join(f'{ms} ms' for ms in ready)} (each start of the run).",
+]
+print("\n".join(lines))

@@ -1,0 +1,59 @@
+//! Seeds a benchmark database with users `user1`..`userN`, all with the
+//! password `benchmark-password` (one argon2id hash, computed once), and
+//! `user1` an admin. Not part of the service.
+//!
+//!     cargo run --release --example bench_seed -- DATABASE_URL COUNT
+
+use secrecy::SecretString;
+use user_api::config::DatabaseSettings;
+use user_api::repositories::sql::Database;
+use user_api::services::passwords::PasswordHasher;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let url = args
+        .next()
+        .unwrap_or_else(|| "sqlite://bench/data/bench.db".into());
+    let count: i64 = args.next().map_or(Ok(10_000), |n| n.parse())?;
+    let settings = DatabaseSettings {
+        url: SecretString::from(url),
+        max_connections: 4,
+        acquire_timeout_ms: 10_000,
+    };
+    let database = Database::connect(&settings).await?;
+    database.migrate().await?;
+    let hash = PasswordHasher::new(1)?
+        .hash("benchmark-password")
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let now = time::OffsetDateTime::now_utc();
+    let sql = "INSERT INTO users (username, email, password_hash, role, created_at, updated_at) \
+               VALUES ($1, $2, $3, $4, $5, $5)";
+    for n in 1..=count {
+        let role = if n == 1 { "admin" } else { "user" };
+        let (username, email) = (format!("user{n}"), format!("user{n}@example.com"));
+        match &database {
+            Database::Sqlite(pool) => sqlx::query(sql)
+                .bind(&username)
+                .bind(&email)
+                .bind(&hash)
+                .bind(role)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop),
+            Database::Postgres(pool) => sqlx::query(sql)
+                .bind(&username)
+                .bind(&email)
+                .bind(&hash)
+                .bind(role)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop),
+        }?;
+    }
+    println!("seeded {count} users");
+    Ok(())
+}
