@@ -1,64 +1,132 @@
-//! argon2id hashing on a bounded set of blocking threads: hashing takes tens
-//! of milliseconds of CPU, which on an async worker would stall every other
-//! request on it.
+//! argon2id on a fixed set of threads of its own. Hashing takes tens of
+//! milliseconds of CPU and 19 MiB of memory: on the async workers it would
+//! stall every other request, and on tokio's blocking pool every new thread
+//! left its 19 MiB behind in an allocator arena (a login storm grew the
+//! process past 1 GiB). Each hashing thread allocates its memory once and
+//! reuses it, so the cost is bounded: threads × 19 MiB.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::AppError;
 
+/// OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
+const MEMORY_KIB: u32 = 19_456;
+const PASSES: u32 = 2;
+const LANES: u32 = 1;
+const OUTPUT_LEN: usize = 32;
+
+type Work = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    queue: mpsc::Sender<Work>,
     /// A real hash of a random password: unknown users are verified against
     /// it, so a login takes as long whether or not the account exists.
     dummy_hash: Arc<str>,
 }
 
-fn argon2() -> Argon2<'static> {
-    // OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn params() -> anyhow::Result<Params> {
+    Params::new(MEMORY_KIB, PASSES, LANES, Some(OUTPUT_LEN))
+        .map_err(|error| anyhow::anyhow!("argon2 parameters: {error}"))
 }
 
-fn hash_blocking(password: &[u8]) -> anyhow::Result<String> {
+/// Hashes into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`).
+fn hash_with(memory: &mut Vec<Block>, password: &[u8]) -> anyhow::Result<String> {
+    let params = params()?;
+    memory.resize(params.block_count(), Block::default());
     let salt = SaltString::generate(&mut OsRng);
-    Ok(argon2()
-        .hash_password(password, &salt)
-        .map_err(|error| anyhow::anyhow!("argon2 hashing failed: {error}"))?
-        .to_string())
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|error| anyhow::anyhow!("salt: {error}"))?;
+    let mut output = [0u8; OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(password, salt_raw, &mut output, memory.as_mut_slice())
+        .map_err(|error| anyhow::anyhow!("argon2 hashing failed: {error}"))?;
+    let output = Output::new(&output).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(format!(
+        "$argon2id$v=19$m={MEMORY_KIB},t={PASSES},p={LANES}${}${output}",
+        salt.as_str()
+    ))
 }
 
-fn verify_blocking(password: &[u8], hash: &str) -> anyhow::Result<bool> {
+/// Whether `password` matches the PHC string `hash` (any argon2id
+/// parameters), compared in constant time.
+fn verify_with(memory: &mut Vec<Block>, password: &[u8], hash: &str) -> anyhow::Result<bool> {
     let parsed = PasswordHash::new(hash)
         .map_err(|error| anyhow::anyhow!("stored password hash is malformed: {error}"))?;
-    Ok(argon2().verify_password(password, &parsed).is_ok())
+    anyhow::ensure!(
+        parsed.algorithm == argon2::ARGON2ID_IDENT,
+        "stored password hash is not argon2id"
+    );
+    let params = Params::try_from(&parsed).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        anyhow::bail!("stored password hash has no salt or output");
+    };
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|error| anyhow::anyhow!("salt: {error}"))?;
+    memory.resize(params.block_count(), Block::default());
+    let mut output = vec![0u8; expected.len()];
+    let version = Version::try_from(parsed.version.unwrap_or(0x13))
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    Argon2::new(Algorithm::Argon2id, version, params)
+        .hash_password_into_with_memory(password, salt_raw, &mut output, memory.as_mut_slice())
+        .map_err(|error| anyhow::anyhow!("argon2 verification failed: {error}"))?;
+    let computed = Output::new(&output).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(computed == expected)
 }
 
 impl PasswordHasher {
-    /// `concurrency` hashes may run at once (0 = one per CPU core).
-    pub fn new(concurrency: usize) -> anyhow::Result<Self> {
-        let concurrency = match concurrency {
+    /// Starts `threads` hashing threads (0 = one per CPU core).
+    pub fn new(threads: usize) -> anyhow::Result<Self> {
+        let threads = match threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
+        // Waiting work is bounded too: past this, callers wait to enqueue.
+        let (queue, receiver) = mpsc::channel::<Work>(256);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..threads {
+            let receiver = receiver.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    loop {
+                        let work = {
+                            let mut receiver =
+                                receiver.lock().unwrap_or_else(PoisonError::into_inner);
+                            receiver.blocking_recv()
+                        };
+                        match work {
+                            Some(work) => work(&mut memory),
+                            None => return, // every hasher is gone
+                        }
+                    }
+                })
+                .context("starting a hashing thread")?;
+        }
         let random = uuid::Uuid::new_v4().to_string();
-        let dummy_hash = hash_blocking(random.as_bytes()).context("building the dummy hash")?;
+        let dummy_hash =
+            hash_with(&mut Vec::new(), random.as_bytes()).context("building the dummy hash")?;
         Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency)),
+            queue,
             dummy_hash: dummy_hash.into(),
         })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, AppError> {
         let password = SecretString::from(password);
-        self.run(move || hash_blocking(password.expose_secret().as_bytes()))
+        self.run(move |memory| hash_with(memory, password.expose_secret().as_bytes()))
             .await
     }
 
@@ -73,24 +141,27 @@ impl PasswordHasher {
         let hash: Arc<str> = hash.map_or_else(|| self.dummy_hash.clone(), Arc::from);
         let password = password.clone();
         let matched = self
-            .run(move || verify_blocking(password.expose_secret().as_bytes(), &hash))
+            .run(move |memory| verify_with(memory, password.expose_secret().as_bytes(), &hash))
             .await?;
         Ok(known && matched)
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, AppError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|error| AppError::Internal(error.into()))?;
+        let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
+        let job: Work = Box::new(move |memory| {
+            let _ = reply.send(span.in_scope(|| work(memory)));
+        });
+        self.queue
+            .send(job)
             .await
-            .map_err(|error| AppError::Internal(error.into()))?
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the hashing threads are gone")))?;
+        answer
+            .await
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("a hashing thread dropped its work")))?
             .map_err(AppError::Internal)
     }
 }
@@ -113,6 +184,30 @@ mod tests {
         assert!(
             !hasher
                 .verify(&"wrong horse".into(), Some(&hash))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_of_the_argon2_crate_verify_too() {
+        use argon2::password_hash::PasswordHasher as _;
+        let salt = SaltString::generate(&mut OsRng);
+        let params = Params::new(8192, 1, 1, None).unwrap();
+        let foreign = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        let hasher = PasswordHasher::new(1).unwrap();
+        assert!(
+            hasher
+                .verify(&"correct horse".into(), Some(&foreign))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify(&"wrong horse".into(), Some(&foreign))
                 .await
                 .unwrap()
         );
