@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         key_prefix: prefix.clone(),
         pool_max_size: 4,
         pool_min_idle: 1,
+        lanes: 2,
         wait_timeout_ms: 1000,
         create_timeout_ms: 1000,
         recycle_timeout_ms: 1000,

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         key_prefix: "bench:".into(),
         pool_max_size: 16,
         pool_min_idle: 4,
+        lanes: 2,
         wait_timeout_ms: 200,
         create_timeout_ms: 500,
         recycle_timeout_ms: 200,

@@ -56,6 +56,8 @@ pub struct RedisSettings {
     pub key_prefix: String,
     pub pool_max_size: usize,
     pub pool_min_idle: usize,
+    /// Pooled connections that requests share (multiplexed).
+    pub lanes: usize,
     pub wait_timeout_ms: u64,
     pub create_timeout_ms: u64,
     pub recycle_timeout_ms: u64,

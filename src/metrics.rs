@@ -13,6 +13,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// Cache-aside reads by result: hit, miss, bypass (Redis failed).
     pub cache_reads: IntCounterVec,
+    /// Loads from SQL after cache misses (one per key at a time).
+    pub cache_loads: IntCounter,
     /// Rate-limit decisions by limit (api, login) and decision (allowed, denied).
     pub rate_limit: IntCounterVec,
     /// Updates refused because another held the lock.
@@ -43,6 +45,8 @@ impl Metrics {
             Opts::new("cache_reads_total", "Cache-aside reads by result"),
             &["result"],
         )?;
+        let cache_loads =
+            IntCounter::new("cache_loads_total", "Loads from SQL after cache misses")?;
         let rate_limit = IntCounterVec::new(
             Opts::new("rate_limit_decisions_total", "Rate-limit decisions"),
             &["limit", "decision"],
@@ -57,6 +61,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(cache_reads.clone()))?;
+        registry.register(Box::new(cache_loads.clone()))?;
         registry.register(Box::new(rate_limit.clone()))?;
         registry.register(Box::new(lock_contention.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
@@ -66,6 +71,7 @@ impl Metrics {
             http_requests,
             http_duration,
             cache_reads,
+            cache_loads,
             rate_limit,
             lock_contention,
             pool_connections,

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, FieldError};
 use crate::services::auth::{AuthService, Principal};
+use crate::services::tokens::TokenSubject;
 
 /// Request bodies larger than this get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -156,6 +157,26 @@ impl FromRequest for Authenticated {
             let auth = auth
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("AuthService not registered")))?;
             auth.authenticate(&token).await.map(Authenticated)
+        })
+    }
+}
+
+/// A well-signed, unexpired bearer token whose session is still to be
+/// checked: for handlers that check it together with their own Redis read.
+pub struct Bearer(pub TokenSubject);
+
+impl FromRequest for Bearer {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let auth = request.app_data::<web::Data<AuthService>>();
+        std::future::ready(match (bearer_token(request), auth) {
+            (Some(token), Some(auth)) => auth.verify_token(&token).map(Bearer),
+            (None, _) => Err(AppError::Unauthorized),
+            (_, None) => Err(AppError::Internal(anyhow::anyhow!(
+                "AuthService not registered"
+            ))),
         })
     }
 }

@@ -2,7 +2,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
 
-use super::extract::{Authenticated, Json};
+use super::extract::{Authenticated, Bearer, Json};
 use crate::domain::{User, UserId};
 use crate::error::{AppError, ErrorResponse};
 use crate::services::cache::CacheStatus;
@@ -71,9 +71,9 @@ fn user_response(
 pub async fn me(
     request: HttpRequest,
     users: web::Data<UserService>,
-    Authenticated(principal): Authenticated,
+    Bearer(caller): Bearer,
 ) -> Result<HttpResponse, AppError> {
-    let (user, status) = users.get(principal.user).await?;
+    let (user, status) = users.get_as(&caller, caller.user).await?;
     user_response(&request, &user, status)
 }
 
@@ -97,10 +97,10 @@ pub async fn me(
 pub async fn get(
     request: HttpRequest,
     users: web::Data<UserService>,
-    _: Authenticated,
+    Bearer(caller): Bearer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let (user, status) = users.get(UserId(id.into_inner())).await?;
+    let (user, status) = users.get_as(&caller, UserId(id.into_inner())).await?;
     user_response(&request, &user, status)
 }
 

@@ -260,11 +260,20 @@ impl AuthService {
     /// the user's current session. Fails closed: without Redis, no one is
     /// authenticated.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
-        let subject = self.tokens.verify(token).ok_or(AppError::Unauthorized)?;
-        match self.sessions.current(subject.user).await? {
-            Some(current) if current == subject.jti => Ok(subject),
-            _ => Err(AppError::Unauthorized),
+        let subject = self.verify_token(token)?;
+        let session = self.sessions.current(subject.user).await?;
+        if subject.is_current(session.as_deref()) {
+            Ok(subject)
+        } else {
+            Err(AppError::Unauthorized)
         }
+    }
+
+    /// The claims of a well-signed, unexpired token — not yet checked
+    /// against the session, which the caller must do (see
+    /// `UserService::get_as`, which reads it with the user in one round trip).
+    pub fn verify_token(&self, token: &str) -> Result<TokenSubject, AppError> {
+        self.tokens.verify(token).ok_or(AppError::Unauthorized)
     }
 
     pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {

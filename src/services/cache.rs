@@ -2,6 +2,7 @@
 //! `@cached` decorator. Redis is only a cache here: when it fails, the value
 //! comes from the loader and the request goes on.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::IntCounter;
@@ -11,7 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repositories::redis::{CacheKey, CacheStore, RedisError};
+use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry, RedisError};
+use crate::services::single_flight::SingleFlight;
 
 /// A value that knows the version of the row it came from, so a cache write
 /// of an older version can lose to a newer one.
@@ -46,6 +48,8 @@ pub struct CacheCounters {
     misses: IntCounter,
     /// Reads that went to the source because Redis failed.
     bypasses: IntCounter,
+    /// Loads from the source (at most one per key at a time).
+    loads: IntCounter,
 }
 
 impl CacheCounters {
@@ -55,6 +59,7 @@ impl CacheCounters {
             hits: counter("hit"),
             misses: counter("miss"),
             bypasses: counter("bypass"),
+            loads: metrics.cache_loads.clone(),
         }
     }
 
@@ -69,6 +74,7 @@ pub struct CacheAside {
     store: CacheStore,
     ttl: Duration,
     counters: CacheCounters,
+    flights: Arc<SingleFlight>,
 }
 
 impl CacheAside {
@@ -77,6 +83,7 @@ impl CacheAside {
             store,
             ttl,
             counters,
+            flights: Arc::default(),
         }
     }
 
@@ -88,10 +95,26 @@ impl CacheAside {
         load: F,
     ) -> Result<(T, CacheStatus), AppError>
     where
-        T: Serialize + DeserializeOwned + Versioned,
+        T: Serialize + DeserializeOwned + Versioned + Clone + Send + Sync + 'static,
         F: AsyncFnOnce() -> Result<T, AppError>,
     {
-        let redis_answered = match self.store.get(key.as_str()).await {
+        let cached = self.store.get(key.as_str()).await;
+        self.resolve(key, cached, load).await
+    }
+
+    /// `get_or_load` for an entry already read from Redis (or the error
+    /// reading it), e.g. together with another key in one round trip.
+    pub async fn resolve<T, F>(
+        &self,
+        key: &CacheKey<T>,
+        cached: Result<Option<CachedEntry>, RedisError>,
+        load: F,
+    ) -> Result<(T, CacheStatus), AppError>
+    where
+        T: Serialize + DeserializeOwned + Versioned + Clone + Send + Sync + 'static,
+        F: AsyncFnOnce() -> Result<T, AppError>,
+    {
+        let redis_answered = match cached {
             Ok(Some(entry)) => match entry.body.as_deref().map(serde_json::from_slice::<T>) {
                 Some(Ok(value)) => {
                     self.counters.hits.inc();
@@ -114,12 +137,20 @@ impl CacheAside {
         } else {
             self.counters.bypasses.inc();
         }
-        let value = load().await?;
-        // After a failed read, skip the write: it would only wait out the
-        // same timeout again.
-        if redis_answered {
-            self.fill(key, &value).await;
-        }
+        // One load per key at a time in this process; its leader fills the
+        // cache. After a failed read it skips the write: it would only wait
+        // out the same timeout again.
+        let value = self
+            .flights
+            .run(key.as_str(), async || {
+                self.counters.loads.inc();
+                let value = load().await?;
+                if redis_answered {
+                    self.fill(key, &value).await;
+                }
+                Ok(value)
+            })
+            .await?;
         Ok((value, CacheStatus::Miss))
     }
 
@@ -133,11 +164,22 @@ impl CacheAside {
         };
         if let Err(error) = self
             .store
-            .put_unless_newer(key.as_str(), value.version(), Some(&body), self.ttl)
+            .put_unless_newer(
+                key.as_str(),
+                value.version(),
+                Some(&body),
+                self.jittered_ttl(),
+            )
             .await
         {
             tracing::warn!(key = key.as_str(), error = %error, "cache write failed");
         }
+    }
+
+    /// The TTL, 10% either way at random, so entries written together do
+    /// not all expire together.
+    fn jittered_ttl(&self) -> Duration {
+        self.ttl.mul_f64(0.9 + fastrand::f64() * 0.2)
     }
 
     /// Replaces the entry by a tombstone of `version`: readers miss, and a

@@ -11,5 +11,6 @@ pub mod mail;
 pub mod metrics;
 pub mod passwords;
 pub mod rate_limit;
+pub mod single_flight;
 pub mod tokens;
 pub mod users;

@@ -31,6 +31,13 @@ pub struct TokenSubject {
     pub jti: String,
 }
 
+impl TokenSubject {
+    /// A token is valid only while its `jti` is the user's current session.
+    pub fn is_current(&self, session: Option<&str>) -> bool {
+        session == Some(self.jti.as_str())
+    }
+}
+
 #[derive(Clone)]
 pub struct TokenIssuer {
     encoding: EncodingKey,

@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Principal;
 use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Versioned};
 use super::locks::LockService;
+use super::tokens::TokenSubject;
 use crate::domain::{Email, Role, User, UserId, Username};
 use crate::error::{AppError, FieldError};
-use crate::repositories::redis::{Keys, RedisError, SessionStore};
+use crate::repositories::redis::{CachedEntry, Keys, RedisError, SessionStore};
 use crate::repositories::sql::{Fenced, UserChanges, UserRepository};
 
 impl Versioned for User {
@@ -95,6 +96,30 @@ impl UserService {
     pub async fn get(&self, id: UserId) -> Result<(User, CacheStatus), AppError> {
         self.cache
             .get_or_load(&self.keys.user(id), async || {
+                self.users.find(id).await?.ok_or(AppError::NotFound("user"))
+            })
+            .await
+    }
+
+    /// The hot read: checks the caller's session and reads the cached user
+    /// in one Redis round trip, then falls back to SQL on a miss. Without
+    /// Redis the session cannot be checked: 503, fail closed.
+    pub async fn get_as(
+        &self,
+        caller: &TokenSubject,
+        id: UserId,
+    ) -> Result<(User, CacheStatus), AppError> {
+        let key = self.keys.user(id);
+        let (session, cached) = self
+            .sessions
+            .current_with(caller.user, key.as_str())
+            .await?;
+        if !caller.is_current(session.as_deref()) {
+            return Err(AppError::Unauthorized);
+        }
+        let cached = Ok(cached.as_deref().and_then(CachedEntry::decode));
+        self.cache
+            .resolve(&key, cached, async || {
                 self.users.find(id).await?.ok_or(AppError::NotFound("user"))
             })
             .await

@@ -8,7 +8,33 @@ use user_api::repositories::redis::{CacheStore, RedisClient};
 
 use crate::on_both_databases;
 
+async fn cache_loads(app: &crate::helpers::TestApp) -> u64 {
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("user_api_cache_loads_total "))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
 on_both_databases! {
+    async fn two_hundred_concurrent_reads_of_a_cold_user_query_sql_once(app) {
+        let alice = app.user("alice").await;
+        let before = cache_loads(&app).await;
+        let url = app.url(&format!("/api/v1/users/{}", alice.id));
+        let reads = (0..200).map(|_| {
+            let request = app.client.get(&url).bearer_auth(&alice.token);
+            async move { request.send().await.unwrap().status() }
+        });
+        let statuses = futures_util::future::join_all(reads).await;
+        assert!(statuses.iter().all(|status| *status == 200));
+        assert_eq!(cache_loads(&app).await - before, 1, "one SQL query for 200 concurrent misses");
+    }
+
     async fn racing_reads_and_updates_leave_the_cache_equal_to_the_database(app) {
         let alice = app.user("alice").await;
         let path = format!("/api/v1/users/{}", alice.id);

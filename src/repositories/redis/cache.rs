@@ -22,7 +22,8 @@ impl CachedEntry {
         entry
     }
 
-    fn decode(entry: &[u8]) -> Option<Self> {
+    /// Parses a stored entry; `None` for anything not in the format.
+    pub fn decode(entry: &[u8]) -> Option<Self> {
         let separator = entry.iter().position(|&byte| byte == b':')?;
         let version = std::str::from_utf8(&entry[..separator])
             .ok()?

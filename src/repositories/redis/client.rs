@@ -1,7 +1,9 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_redis::{Manager, Pool, Runtime};
+use deadpool_redis::{Connection as Object, Manager, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, FromRedisValue};
 use secrecy::ExposeSecret;
@@ -18,15 +20,40 @@ pub enum RedisError {
     Command(#[from] redis::RedisError),
 }
 
-/// The shared pool of multiplexed connections. Every operation, checkout
-/// included, is bounded by `operation_timeout`, so a hung Redis costs a
-/// request at most that long. Cancelling a command is safe here because the
-/// connections are multiplexed: a late reply is matched to its own request
-/// and dropped.
+/// Redis access for the whole process. Connections come from a deadpool
+/// pool, but an operation does not check one out each time: a checkout
+/// costs a PING round trip, and a multiplexed connection serves any number
+/// of concurrent requests anyway. A few "lanes" each hold one pooled
+/// connection, and operations take turns on them. Every operation (getting
+/// a connection included) is bounded by `operation_timeout`, so a hung
+/// Redis costs a request at most that long. Cancelling a command is safe on
+/// a multiplexed connection: a late reply is matched to its own request and
+/// dropped.
 #[derive(Clone)]
 pub struct RedisClient {
     pool: Pool,
+    lanes: Arc<Lanes>,
     operation_timeout: Duration,
+}
+
+struct Lanes {
+    slots: Vec<Mutex<Option<Object>>>,
+    next: AtomicUsize,
+}
+
+impl RedisError {
+    /// Whether the connection that gave this error should not be used again.
+    fn breaks_the_connection(&self) -> bool {
+        match self {
+            RedisError::Timeout(_) => true,
+            RedisError::Pool(_) => false,
+            RedisError::Command(error) => {
+                error.is_io_error()
+                    || error.is_connection_dropped()
+                    || error.is_unrecoverable_error()
+            }
+        }
+    }
 }
 
 impl RedisClient {
@@ -48,8 +75,15 @@ impl RedisClient {
             .runtime(Runtime::Tokio1)
             .build()
             .context("cannot build the Redis pool")?;
+        let lanes = Lanes {
+            slots: (0..settings.lanes.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+        };
         let client = Self {
             pool,
+            lanes: Arc::new(lanes),
             operation_timeout: settings.operation_timeout(),
         };
         client
@@ -78,43 +112,71 @@ impl RedisClient {
     }
 
     pub async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisError> {
-        self.bounded(async {
-            let mut connection = self.pool.get().await?;
-            Ok(command.query_async(&mut *connection).await?)
-        })
-        .await
+        self.on_lane(async |mut connection| Ok(command.query_async(&mut connection).await?))
+            .await
     }
 
     pub async fn query_pipeline<T: FromRedisValue>(
         &self,
         pipeline: &redis::Pipeline,
     ) -> Result<T, RedisError> {
-        self.bounded(async {
-            let mut connection = self.pool.get().await?;
-            Ok(pipeline.query_async(&mut *connection).await?)
-        })
-        .await
+        self.on_lane(async |mut connection| Ok(pipeline.query_async(&mut connection).await?))
+            .await
     }
 
     pub async fn invoke<T: FromRedisValue>(
         &self,
         script: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
-        self.bounded(async {
-            let mut connection = self.pool.get().await?;
-            let connection: &mut MultiplexedConnection = &mut connection;
-            Ok(script.invoke_async(connection).await?)
-        })
-        .await
+        self.on_lane(async |mut connection| Ok(script.invoke_async(&mut connection).await?))
+            .await
     }
 
-    async fn bounded<T>(
+    /// Runs `operation` on the next lane's connection, within the operation
+    /// timeout. A lane whose connection failed or hung is emptied, and
+    /// refilled from the pool by the next operation that comes to it.
+    async fn on_lane<T>(
         &self,
-        operation: impl Future<Output = Result<T, RedisError>>,
+        operation: impl AsyncFnOnce(MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
-        tokio::time::timeout(self.operation_timeout, operation)
-            .await
-            .unwrap_or(Err(RedisError::Timeout(self.operation_timeout)))
+        let index = self.lanes.next.fetch_add(1, Ordering::Relaxed) % self.lanes.slots.len();
+        let result = tokio::time::timeout(self.operation_timeout, async {
+            let connection = self.lane_connection(index).await?;
+            operation(connection).await
+        })
+        .await
+        .unwrap_or(Err(RedisError::Timeout(self.operation_timeout)));
+        if let Err(error) = &result
+            && error.breaks_the_connection()
+        {
+            self.empty_lane(index);
+        }
+        result
+    }
+
+    async fn lane_connection(&self, index: usize) -> Result<MultiplexedConnection, RedisError> {
+        let slot = &self.lanes.slots[index];
+        if let Some(held) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            return Ok(MultiplexedConnection::clone(held));
+        }
+        let object = self.pool.get().await?;
+        let connection = MultiplexedConnection::clone(&object);
+        // If another request refilled the lane meanwhile, ours goes back to the pool.
+        slot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(object);
+        Ok(connection)
+    }
+
+    fn empty_lane(&self, index: usize) {
+        let held = self.lanes.slots[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        // Taken out of the pool for good: a broken connection must not be reused.
+        if let Some(object) = held {
+            drop(Object::take(object));
+        }
     }
 
     /// (connections open, of them idle, requests waiting for one)

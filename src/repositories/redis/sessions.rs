@@ -42,6 +42,18 @@ impl SessionStore {
             .await
     }
 
+    /// The user's current session and the raw value of `other`, in one
+    /// round trip (MGET).
+    pub async fn current_with(
+        &self,
+        user: UserId,
+        other: &str,
+    ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
+        self.client
+            .query(redis::cmd("MGET").arg(self.keys.session(user)).arg(other))
+            .await
+    }
+
     /// Ends the session if `jti` is still the current one.
     pub async fn end_if_current(&self, user: UserId, jti: &str) -> Result<bool, RedisError> {
         let mut invocation = self.end_if_current_script.key(self.keys.session(user));
