@@ -1,10 +1,12 @@
 //! The benchmark's ceiling (not part of the service): an actix-web server
-//! that answers every request with exactly one Redis GET through the same
-//! client code the service uses (`RedisClient`: deadpool-redis, multiplexed
-//! connections, bounded operations). The benchmark reports the service's
-//! throughput as a ratio to this.
+//! that answers every request with exactly one Redis GET. The benchmark
+//! reports the service's throughput as a ratio to this.
 //!
-//!     cargo run --release --example redis_ceiling -- PORT
+//!     cargo run --release --example redis_ceiling -- PORT [deadpool|lanes]
+//!
+//! `deadpool` (the default) is the plain actix-web + deadpool-redis program:
+//! one shared pool, a checkout per request (deadpool PINGs a connection on
+//! every checkout). `lanes` goes through the service's own `RedisClient`.
 //!
 //! Uses BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
 
@@ -34,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let url =
         std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
     let settings = RedisSettings {
-        url: SecretString::from(url),
+        url: SecretString::from(url.clone()),
         key_prefix: "bench:".into(),
         pool_max_size: 16,
         pool_min_idle: 4,

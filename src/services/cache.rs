@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::IntCounter;
+use sha2::{Digest, Sha256};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +35,45 @@ impl CacheStatus {
             CacheStatus::Miss => "MISS",
         }
     }
+}
+
+/// A value as sent to clients: its JSON and a digest of it, which is
+/// stable across instances and restarts (the ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Representation {
+    pub body: Vec<u8>,
+    pub digest: String,
+}
+
+impl Representation {
+    pub fn of<T: Serialize>(value: &T) -> Result<Self, serde_json::Error> {
+        let body = serde_json::to_vec(value)?;
+        Ok(Self {
+            digest: digest_of(&body),
+            body,
+        })
+    }
+}
+
+/// The first 128 bits of the SHA-256 of `bytes`, in hex.
+pub fn digest_of(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    Sha256::digest(bytes)[..16]
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+enum Lookup {
+    Hit(String, Vec<u8>),
+    Miss {
+        redis_answered: bool,
+        /// The version of the tombstone found, if any: a value loaded for
+        /// someone else is good enough only if it is at least this new.
+        at_least: i64,
+    },
 }
 
 /// A version no row reaches: the tombstone of a deleted value, which no
@@ -88,7 +128,8 @@ impl CacheAside {
     }
 
     /// The cached value under `key`, or the loader's, which is then cached.
-    /// A loader error is returned as is and nothing is cached.
+    /// A loader error is returned as is and nothing is cached; a value that
+    /// cannot be serialised is returned but not cached.
     pub async fn get_or_load<T, F>(
         &self,
         key: &CacheKey<T>,
@@ -99,77 +140,145 @@ impl CacheAside {
         F: AsyncFnOnce() -> Result<T, AppError>,
     {
         let cached = self.store.get(key.as_str()).await;
-        self.resolve(key, cached, load).await
-    }
-
-    /// `get_or_load` for an entry already read from Redis (or the error
-    /// reading it), e.g. together with another key in one round trip.
-    pub async fn resolve<T, F>(
-        &self,
-        key: &CacheKey<T>,
-        cached: Result<Option<CachedEntry>, RedisError>,
-        load: F,
-    ) -> Result<(T, CacheStatus), AppError>
-    where
-        T: Serialize + DeserializeOwned + Versioned + Clone + Send + Sync + 'static,
-        F: AsyncFnOnce() -> Result<T, AppError>,
-    {
-        let redis_answered = match cached {
-            Ok(Some(entry)) => match entry.body.as_deref().map(serde_json::from_slice::<T>) {
-                Some(Ok(value)) => {
-                    self.counters.hits.inc();
-                    return Ok((value, CacheStatus::Hit));
-                }
-                Some(Err(error)) => {
+        let (redis_answered, at_least) = match self.lookup(key, cached) {
+            Lookup::Hit(_, body) => match serde_json::from_slice(&body) {
+                Ok(value) => return Ok((value, CacheStatus::Hit)),
+                Err(error) => {
                     tracing::warn!(key = key.as_str(), error = %error, "undecodable cache entry; reloading");
-                    true
+                    (true, 0)
                 }
-                None => true, // a tombstone: invalidated, reload
             },
-            Ok(None) => true,
-            Err(error) => {
-                tracing::warn!(error = %error, "cache read failed; reading the source");
-                false
-            }
+            Lookup::Miss {
+                redis_answered,
+                at_least,
+            } => (redis_answered, at_least),
         };
-        if redis_answered {
-            self.counters.misses.inc();
-        } else {
-            self.counters.bypasses.inc();
-        }
-        // One load per key at a time in this process; its leader fills the
-        // cache. After a failed read it skips the write: it would only wait
-        // out the same timeout again.
+        let load_and_fill = async || {
+            self.counters.loads.inc();
+            let value = load().await?;
+            match Representation::of(&value) {
+                Ok(representation) if redis_answered => {
+                    self.fill(key, value.version(), &representation).await
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(key = key.as_str(), error = %error, "value not cacheable; served uncached")
+                }
+            }
+            Ok(value)
+        };
         let value = self
             .flights
-            .run(key.as_str(), async || {
-                self.counters.loads.inc();
-                let value = load().await?;
-                if redis_answered {
-                    self.fill(key, &value).await;
-                }
-                Ok(value)
+            .run(key.as_str(), load_and_fill, |value: &T| {
+                value.version() >= at_least
             })
             .await?;
         Ok((value, CacheStatus::Miss))
     }
 
-    async fn fill<T: Serialize + Versioned>(&self, key: &CacheKey<T>, value: &T) {
-        let body = match serde_json::to_vec(value) {
-            Ok(body) => body,
+    /// The representation (JSON bytes and digest) under `key`, given the
+    /// entry already read from Redis (or the error reading it) — e.g. in
+    /// the same round trip as another key. A hit is served as stored: no
+    /// parsing, no serialising, no hashing.
+    pub async fn resolve_representation<T, F>(
+        &self,
+        key: &CacheKey<T>,
+        cached: Result<Option<CachedEntry>, RedisError>,
+        load: F,
+    ) -> Result<(Representation, CacheStatus), AppError>
+    where
+        T: Serialize + Versioned,
+        F: AsyncFnOnce() -> Result<T, AppError>,
+    {
+        let (redis_answered, at_least) = match self.lookup(key, cached) {
+            Lookup::Hit(digest, body) => {
+                return Ok((Representation { body, digest }, CacheStatus::Hit));
+            }
+            Lookup::Miss {
+                redis_answered,
+                at_least,
+            } => (redis_answered, at_least),
+        };
+        // One load per key at a time in this process; its leader fills the
+        // cache, and requests that missed meanwhile take its value, unless
+        // it is older than what they saw (an update's tombstone). The leader
+        // first looks again: the late arrivals of a stampede, which missed
+        // just before the fill, find it there. After a failed read nothing
+        // is read or written again: it would only wait out the same timeout.
+        let load_and_fill = async || {
+            if redis_answered
+                && let Ok(Some(CachedEntry {
+                    version,
+                    value: Some((digest, body)),
+                })) = self.store.get(key.as_str()).await
+            {
+                return Ok((version, Representation { body, digest }));
+            }
+            self.counters.loads.inc();
+            let value = load().await?;
+            let representation =
+                Representation::of(&value).map_err(|error| AppError::Internal(error.into()))?;
+            if redis_answered {
+                self.fill(key, value.version(), &representation).await;
+            }
+            Ok((value.version(), representation))
+        };
+        let (_, representation) = self
+            .flights
+            .run(key.as_str(), load_and_fill, |(version, _)| {
+                *version >= at_least
+            })
+            .await?;
+        Ok((representation, CacheStatus::Miss))
+    }
+
+    /// Counts the read and says what it found.
+    fn lookup<T>(
+        &self,
+        key: &CacheKey<T>,
+        cached: Result<Option<CachedEntry>, RedisError>,
+    ) -> Lookup {
+        let lookup = match cached {
+            Ok(Some(CachedEntry {
+                value: Some((digest, body)),
+                ..
+            })) => Lookup::Hit(digest, body),
+            // A tombstone (invalidated) or nothing: reload.
+            Ok(entry) => Lookup::Miss {
+                redis_answered: true,
+                at_least: entry.map_or(0, |tombstone| tombstone.version),
+            },
             Err(error) => {
-                tracing::warn!(key = key.as_str(), error = %error, "value not cacheable; served uncached");
-                return;
+                tracing::warn!(key = key.as_str(), error = %error, "cache read failed; reading the source");
+                Lookup::Miss {
+                    redis_answered: false,
+                    at_least: 0,
+                }
             }
         };
+        let counter = match &lookup {
+            Lookup::Hit(..) => &self.counters.hits,
+            Lookup::Miss {
+                redis_answered: true,
+                ..
+            } => &self.counters.misses,
+            Lookup::Miss {
+                redis_answered: false,
+                ..
+            } => &self.counters.bypasses,
+        };
+        counter.inc();
+        lookup
+    }
+
+    async fn fill<T>(&self, key: &CacheKey<T>, version: i64, representation: &Representation) {
+        let value = Some((
+            representation.digest.as_str(),
+            representation.body.as_slice(),
+        ));
         if let Err(error) = self
             .store
-            .put_unless_newer(
-                key.as_str(),
-                value.version(),
-                Some(&body),
-                self.jittered_ttl(),
-            )
+            .put_unless_newer(key.as_str(), version, value, self.jittered_ttl())
             .await
         {
             tracing::warn!(key = key.as_str(), error = %error, "cache write failed");

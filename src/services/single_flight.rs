@@ -47,10 +47,13 @@ impl Drop for Landing<'_> {
 }
 
 impl SingleFlight {
+    /// Runs `load`, or waits for the load of `key` already running and takes
+    /// its value if `acceptable` (else loads after all).
     pub async fn run<T>(
         &self,
         key: &str,
         load: impl AsyncFnOnce() -> Result<T, AppError>,
+        acceptable: impl Fn(&T) -> bool,
     ) -> Result<T, AppError>
     where
         T: Clone + Send + Sync + 'static,
@@ -90,7 +93,8 @@ impl SingleFlight {
                         .await
                         .ok()
                         .and_then(Result::ok)
-                        .and_then(|value| value.clone());
+                        .and_then(|value| value.clone())
+                        .filter(|value| acceptable(value));
                 match shared {
                     Some(value) => Ok(value),
                     None => load().await,
@@ -115,11 +119,15 @@ mod tests {
                 let (flights, loads) = (flights.clone(), loads.clone());
                 tokio::spawn(async move {
                     flights
-                        .run("user:1", async || {
-                            loads.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            Ok::<_, AppError>(7)
-                        })
+                        .run(
+                            "user:1",
+                            async || {
+                                loads.fetch_add(1, Ordering::SeqCst);
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                Ok::<_, AppError>(7)
+                            },
+                            |_| true,
+                        )
                         .await
                 })
             })
@@ -141,15 +149,21 @@ mod tests {
             let flights = flights.clone();
             tokio::spawn(async move {
                 flights
-                    .run("k", async || {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        Err::<i32, _>(AppError::NotFound("user"))
-                    })
+                    .run(
+                        "k",
+                        async || {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Err::<i32, _>(AppError::NotFound("user"))
+                        },
+                        |_| true,
+                    )
                     .await
             })
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let follower = flights.run("k", async || Ok::<_, AppError>(3)).await;
+        let follower = flights
+            .run("k", async || Ok::<_, AppError>(3), |_| true)
+            .await;
         assert!(leader.await.unwrap().is_err());
         assert_eq!(follower.unwrap(), 3);
     }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Principal;
-use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Versioned};
+use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Representation, Versioned};
 use super::locks::LockService;
 use super::tokens::TokenSubject;
 use crate::domain::{Email, Role, User, UserId, Username};
@@ -108,7 +108,7 @@ impl UserService {
         &self,
         caller: &TokenSubject,
         id: UserId,
-    ) -> Result<(User, CacheStatus), AppError> {
+    ) -> Result<(Representation, CacheStatus), AppError> {
         let key = self.keys.user(id);
         let (session, cached) = self
             .sessions
@@ -119,7 +119,7 @@ impl UserService {
         }
         let cached = Ok(cached.as_deref().and_then(CachedEntry::decode));
         self.cache
-            .resolve(&key, cached, async || {
+            .resolve_representation(&key, cached, async || {
                 self.users.find(id).await?.ok_or(AppError::NotFound("user"))
             })
             .await

@@ -4,37 +4,52 @@ use redis::Script;
 
 use super::{RedisClient, RedisError};
 
-/// A cache entry as stored: the version it was written at and the value's
-/// bytes, or no bytes for a tombstone left by an invalidation.
+/// A cache entry as stored: `<version>:<digest>:<body>`, the version of the
+/// row it was written from, a digest of the body (the ETag, kept so a hit
+/// needs no hashing), and the value's bytes; or `<version>:` alone, a
+/// tombstone left by an invalidation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedEntry {
     pub version: i64,
-    pub body: Option<Vec<u8>>,
+    /// `(digest, body)`; `None` for a tombstone.
+    pub value: Option<(String, Vec<u8>)>,
 }
 
 impl CachedEntry {
-    fn encode(version: i64, body: Option<&[u8]>) -> Vec<u8> {
-        let body = body.unwrap_or_default();
-        let mut entry = Vec::with_capacity(20 + body.len());
+    fn encode(version: i64, value: Option<(&str, &[u8])>) -> Vec<u8> {
+        let mut entry = Vec::with_capacity(64 + value.map_or(0, |(_, body)| body.len()));
         entry.extend_from_slice(version.to_string().as_bytes());
         entry.push(b':');
-        entry.extend_from_slice(body);
+        if let Some((digest, body)) = value {
+            entry.extend_from_slice(digest.as_bytes());
+            entry.push(b':');
+            entry.extend_from_slice(body);
+        }
         entry
     }
 
     /// Parses a stored entry; `None` for anything not in the format.
     pub fn decode(entry: &[u8]) -> Option<Self> {
-        let separator = entry.iter().position(|&byte| byte == b':')?;
-        let version = std::str::from_utf8(&entry[..separator])
-            .ok()?
-            .parse()
-            .ok()?;
-        let body = &entry[separator + 1..];
+        let (version, rest) = split_at_colon(entry)?;
+        let version = std::str::from_utf8(version).ok()?.parse().ok()?;
+        if rest.is_empty() {
+            return Some(Self {
+                version,
+                value: None,
+            });
+        }
+        let (digest, body) = split_at_colon(rest)?;
+        let digest = std::str::from_utf8(digest).ok()?.to_string();
         Some(Self {
             version,
-            body: (!body.is_empty()).then(|| body.to_vec()),
+            value: Some((digest, body.to_vec())),
         })
     }
+}
+
+fn split_at_colon(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().position(|&byte| byte == b':')?;
+    Some((&bytes[..at], &bytes[at + 1..]))
 }
 
 #[derive(Clone)]
@@ -57,20 +72,20 @@ impl CacheStore {
         Ok(entry.as_deref().and_then(CachedEntry::decode))
     }
 
-    /// Stores `body` (or a tombstone) at `version` unless a newer version is
-    /// already there. Returns whether it was written.
+    /// Stores `(digest, body)` (or, with `None`, a tombstone) at `version`
+    /// unless a newer version is already there. Returns whether it was written.
     pub async fn put_unless_newer(
         &self,
         key: &str,
         version: i64,
-        body: Option<&[u8]>,
+        value: Option<(&str, &[u8])>,
         ttl: Duration,
     ) -> Result<bool, RedisError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut invocation = self.put_script.key(key);
         invocation
             .arg(version)
-            .arg(CachedEntry::encode(version, body))
+            .arg(CachedEntry::encode(version, value))
             .arg(ttl_ms);
         self.client.invoke(&invocation).await
     }
@@ -82,20 +97,20 @@ mod tests {
 
     #[test]
     fn entries_round_trip_through_their_encoding() {
-        let entry = CachedEntry::encode(7, Some(br#"{"id":1}"#));
-        assert_eq!(entry, br#"7:{"id":1}"#);
+        let entry = CachedEntry::encode(7, Some(("abc", br#"{"id":1,"a":"b:c"}"#)));
+        assert_eq!(entry, br#"7:abc:{"id":1,"a":"b:c"}"#);
         assert_eq!(
             CachedEntry::decode(&entry),
             Some(CachedEntry {
                 version: 7,
-                body: Some(br#"{"id":1}"#.to_vec())
+                value: Some(("abc".into(), br#"{"id":1,"a":"b:c"}"#.to_vec()))
             })
         );
         assert_eq!(
             CachedEntry::decode(&CachedEntry::encode(9, None)),
             Some(CachedEntry {
                 version: 9,
-                body: None
+                value: None
             })
         );
         assert_eq!(CachedEntry::decode(b"not an entry"), None);
