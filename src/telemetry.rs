@@ -1,6 +1,8 @@
 //! Logs: `tracing` to stdout, readable locally and JSON in production; one
 //! span per request carrying its request id.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -52,10 +54,17 @@ fn request_id(request: &ServiceRequest) -> HeaderValue {
             !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
         })
         .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown"))
-        })
+        .unwrap_or_else(new_request_id)
+}
+
+/// A random per-process prefix and a counter: unique across instances
+/// without asking the OS for randomness on every request.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: LazyLock<String> =
+        LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string()[..16].to_string());
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let id = format!("{}{:08x}", *PREFIX, COUNTER.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// Wraps each request in a span with its id, echoes the id, logs the outcome.

@@ -2,6 +2,7 @@
 //! real, fresh database, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod hostile;
 mod smtp_sink;
 
 mod accounts;
