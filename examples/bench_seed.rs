@@ -20,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
         url: SecretString::from(url),
         max_connections: 4,
         acquire_timeout_ms: 10_000,
+        statement_timeout_ms: 60_000,
     };
     let database = Database::connect(&settings).await?;
     database.migrate().await?;

@@ -1,6 +1,8 @@
 //! One integration-test binary: the real HTTP app against real Redis and a
 //! real, fresh database, on SQLite and on PostgreSQL.
 
+mod fault_proxy;
+mod faults;
 mod helpers;
 mod hostile;
 mod smtp_sink;

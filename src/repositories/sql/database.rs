@@ -43,8 +43,14 @@ impl Database {
                 .with_context(|| format!("cannot open the SQLite database {shown}"))?;
             Ok(Database::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // A statement stuck behind a lock gives up, like a pool checkout
+            // does, rather than holding a request (and a connection) forever.
             let options = PgConnectOptions::from_str(url)
-                .with_context(|| format!("invalid PostgreSQL URL {shown}"))?;
+                .with_context(|| format!("invalid PostgreSQL URL {shown}"))?
+                .options([(
+                    "statement_timeout",
+                    format!("{}ms", settings.statement_timeout_ms),
+                )]);
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout())
