@@ -57,7 +57,14 @@ fn read_error(error: actix_web::Error) -> AppError {
 /// the body as a whole.
 fn parse_error(path: String, message: String, syntax: bool) -> AppError {
     if let Some(rest) = message.strip_prefix("unknown field `") {
-        let field = rest.split('`').next().unwrap_or_default();
+        // serde: "unknown field `NAME`, expected ..." (NAME may hold backticks)
+        let field = rest
+            .find("`, expected")
+            .or_else(|| rest.find("`, there are no fields"))
+            .map_or(rest, |end| &rest[..end]);
+        if field.is_empty() {
+            return AppError::validation("body", "has a field with an empty name");
+        }
         return AppError::validation(field, "is not a known field");
     }
     // serde_json ends messages with " at line 1 column 9": not for people.
@@ -191,4 +198,32 @@ pub fn query_error(
     _: &HttpRequest,
 ) -> actix_web::Error {
     AppError::Validation(vec![FieldError::new("query", error.to_string())]).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::auth::Registration;
+
+    proptest::proptest! {
+        /// Whatever the bytes, a body parses or is a 4xx naming a field.
+        #[test]
+        fn any_body_parses_or_is_refused_with_a_field(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            for kind in [BodyKind::Json, BodyKind::Form] {
+                match parse_body::<Registration>(kind, &bytes) {
+                    Ok(_) => {}
+                    Err(AppError::Validation(details)) => proptest::prop_assert!(!details[0].field.is_empty()),
+                    Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn json_shaped_bodies_too(text in r#"\{("[a-z_]{1,12}": ?("[^"\\]{0,10}"|[0-9]{1,3}|null|true|\[\]),? ?){0,4}\}"#) {
+            match parse_body::<Registration>(BodyKind::Json, text.as_bytes()) {
+                Ok(_) | Err(AppError::Validation(_)) => {}
+                Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
 }

@@ -123,4 +123,18 @@ mod tests {
         assert!(Password::parse("é".repeat(128).into()).is_ok());
         assert!(Password::parse("x".repeat(129).into()).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic_and_accepted_values_keep_their_promises(text in "\\PC{0,80}") {
+            if let Ok(username) = Username::parse(&text) {
+                proptest::prop_assert!((3..=32).contains(&username.as_str().len()));
+            }
+            if let Ok(email) = Email::parse(&text) {
+                proptest::prop_assert!(email.as_str().contains('@'));
+                proptest::prop_assert_eq!(email.as_str().to_lowercase(), email.as_str());
+            }
+            let _ = Password::parse(text.into());
+        }
+    }
 }
