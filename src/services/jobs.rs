@@ -13,7 +13,7 @@ use super::mail::{Mail, Mailer};
 use crate::config::{JobSettings, RedisSettings};
 use crate::domain::{Job, Task};
 use crate::error::AppError;
-use crate::repositories::redis::{BlockingConnection, Delivery, JobQueue};
+use crate::repositories::redis::{BlockingConnection, Delivery, JobQueue, QueueCounts};
 use crate::repositories::sql::OutboxRepository;
 
 /// Wakes the relay as soon as a job was committed to the outbox.
@@ -270,16 +270,8 @@ impl JobTasks {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobStats {
-    /// In the stream, not yet taken by a worker.
-    pub pending: u64,
-    /// Taken by a worker, not yet acknowledged.
-    pub in_flight: u64,
-    /// Failed, waiting for their next attempt.
-    pub delayed: u64,
-    pub dead: u64,
-    /// Total retries scheduled and jobs delivered, since the queue began.
-    pub retried: u64,
-    pub delivered: u64,
+    #[serde(flatten)]
+    pub queue: QueueCounts,
     /// Committed in SQL, not yet handed to Redis.
     pub outbox: u64,
 }
@@ -305,12 +297,7 @@ impl JobService {
     pub async fn counts(&self) -> Result<JobStats, AppError> {
         let counts = self.queue.counts().await?;
         Ok(JobStats {
-            pending: counts.pending,
-            in_flight: counts.in_flight,
-            delayed: counts.delayed,
-            dead: counts.dead,
-            retried: counts.retried,
-            delivered: counts.delivered,
+            queue: counts,
             outbox: self.outbox.count().await?,
         })
     }

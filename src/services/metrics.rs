@@ -56,13 +56,13 @@ impl MetricsService {
         {
             let jobs = &self.metrics.jobs;
             for (state, value) in [
-                ("pending", stats.pending),
-                ("in_flight", stats.in_flight),
-                ("delayed", stats.delayed),
-                ("dead", stats.dead),
+                ("pending", stats.queue.pending),
+                ("in_flight", stats.queue.in_flight),
+                ("delayed", stats.queue.delayed),
+                ("dead", stats.queue.dead),
                 ("outbox", stats.outbox),
-                ("retried", stats.retried),
-                ("delivered", stats.delivered),
+                ("retried", stats.queue.retried),
+                ("delivered", stats.queue.delivered),
             ] {
                 jobs.with_label_values(&[state]).set(value as i64);
             }

@@ -42,11 +42,20 @@ async fn a_slow_redis_keeps_every_answer_within_a_second() {
     let (_redis, proxy, app) = app_behind_redis_proxy().await;
     let alice = app.user("alice").await;
     proxy.delay(Duration::from_millis(200));
-    let results = burst(&app, &alice, 50).await;
+    let results = burst(&app, &alice, 20).await;
     for (status, took) in &results {
         assert!(*status == 200 || *status == 503, "status {status}");
         assert!(*took < Duration::from_secs(1), "waited {took:?}");
     }
+    let slowest = results
+        .iter()
+        .map(|(_, took)| *took)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "slow Redis: the slowest of {} answers took {slowest:?}",
+        results.len()
+    );
     proxy.pass();
     assert!(
         burst(&app, &alice, 10)

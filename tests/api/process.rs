@@ -1,22 +1,13 @@
 //! The binary as an operator runs it: start-up failures and SIGTERM.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, test_redis_url, user_api_command};
+use crate::helpers::{PASSWORD, free_port, test_redis_url, user_api_command};
 use crate::redis_server::RedisServer;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn user_api(port: u16, redis_url: &str, database: &Path) -> Command {
     let prefix = format!("test:{}:", uuid::Uuid::new_v4().simple());

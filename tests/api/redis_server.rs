@@ -1,21 +1,14 @@
 //! A redis-server of the test's own, to stop, pause and restart.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::helpers::free_port;
 
 pub struct RedisServer {
     pub port: u16,
     password: Option<String>,
     child: Child,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn signal(pid: u32, name: &str) {

@@ -26,12 +26,16 @@ pub struct Delivery {
     pub job: Result<Job, String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueCounts {
+    /// In the stream, not yet taken by a worker.
     pub pending: u64,
+    /// Taken by a worker, not yet acknowledged.
     pub in_flight: u64,
+    /// Failed, waiting for their next attempt.
     pub delayed: u64,
     pub dead: u64,
+    /// Total retries scheduled and jobs delivered, since the queue began.
     pub retried: u64,
     pub delivered: u64,
 }
