@@ -177,3 +177,59 @@ async fn a_job_of_a_worker_killed_mid_send_is_delivered_after_the_visibility_tim
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_registrations_get_their_mails_through_five_worker_kills() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.worker.enabled = false
+    })
+    .await;
+    let mut worker = worker_process(&app);
+    let registrations = {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/auth/register"));
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for batch in (0..1000).collect::<Vec<_>>().chunks(8) {
+                let requests = batch.iter().map(|n| {
+                    let body = serde_json::json!({
+                        "username": format!("user{n}"),
+                        "email": format!("user{n}@example.com"),
+                        "password": crate::helpers::PASSWORD,
+                    });
+                    client.post(&url).json(&body).send()
+                });
+                for response in futures_util::future::join_all(requests).await {
+                    statuses.push(response.unwrap().status().as_u16());
+                }
+            }
+            statuses
+        })
+    };
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        worker.kill().unwrap(); // SIGKILL, whatever it was doing
+        worker.wait().unwrap();
+        worker = worker_process(&app);
+    }
+    let statuses = registrations.await.unwrap();
+    assert!(statuses.iter().all(|status| *status == 201));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let mut recipients: Vec<String> =
+            sink.mails().into_iter().flat_map(|mail| mail.to).collect();
+        recipients.sort();
+        recipients.dedup();
+        if recipients.len() == 1000 || Instant::now() > deadline {
+            break recipients.len();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    eprintln!(
+        "{} mails received for 1000 registrations",
+        sink.mails().len()
+    );
+    assert_eq!(delivered, 1000, "every registration's mail arrived");
+}
