@@ -3,8 +3,9 @@
 //! without touching Redis and stands in when Redis fails, and a GCRA in Redis
 //! that every instance shares, so N instances still allow only the limit.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_governor::governor::RateLimiter;
 use actix_governor::governor::clock::{Clock, DefaultClock};
@@ -14,7 +15,7 @@ use actix_governor::governor::state::keyed::DefaultKeyedStateStore;
 use crate::config::RateLimitSettings;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repositories::redis::{Keys, RateDecision, RateLimitStore};
+use crate::repositories::redis::{Keys, RateDecision, RateLimitStore, RedisError};
 
 /// Whom a limit counts: a client address (IPv6 grouped by /64).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,7 +58,23 @@ pub struct RateLimitService {
     settings: RateLimitSettings,
     shield: Arc<LocalLimiter>,
     metrics: Arc<Metrics>,
+    reservations: Mutex<HashMap<ClientKey, Reservation>>,
 }
+
+/// Requests already counted in Redis for a client, not yet made.
+struct Reservation {
+    left: u32,
+    /// Redis's answer when they were reserved.
+    decision: RateDecision,
+    made: Instant,
+}
+
+/// Reserve ahead only while at least this many requests remain...
+const RESERVE_ABOVE: u32 = 64;
+/// ...and at most this many at once...
+const MAX_RESERVED: u32 = 16;
+/// ...to be used within this long.
+const RESERVATION_LIFETIME: Duration = Duration::from_secs(1);
 
 impl RateLimitService {
     /// `shield` is the in-process tier of the general limit, built once
@@ -76,6 +93,7 @@ impl RateLimitService {
             settings: settings.clone(),
             shield,
             metrics,
+            reservations: Mutex::default(),
         }
     }
 
@@ -96,6 +114,10 @@ impl RateLimitService {
     pub fn forget_idle_clients(&self) {
         self.shield.retain_recent();
         self.shield.shrink_to_fit();
+        self.reservations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, reservation| reservation.made.elapsed() <= RESERVATION_LIFETIME);
     }
 
     /// The general limit for one API request. When Redis fails, the
@@ -105,25 +127,85 @@ impl RateLimitService {
             return None;
         }
         let local = check_locally(&self.shield, client, self.settings.requests);
-        let decision = if local.allowed {
-            let window = Duration::from_secs(self.settings.window_seconds);
-            let key = self.keys.rate_limit("api", &client.0);
-            match self
-                .store
-                .check(&[key], self.settings.requests, window)
-                .await
-            {
-                Ok(decision) => decision,
-                Err(error) => {
-                    tracing::warn!(error = %error, "shared rate limit unavailable; using this instance's");
-                    local
-                }
-            }
-        } else {
+        let decision = if !local.allowed {
             local
+        } else if let Some(reserved) = self.take_reserved(client) {
+            reserved
+        } else {
+            self.reserve(client).await.unwrap_or_else(|error| {
+                tracing::warn!(error = %error, "shared rate limit unavailable; using this instance's");
+                local
+            })
         };
         self.count("api", &decision);
         Some(decision)
+    }
+
+    /// A request paid for by an earlier reservation, if one is left.
+    fn take_reserved(&self, client: &ClientKey) -> Option<RateDecision> {
+        let mut reservations = self
+            .reservations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let reservation = reservations.get_mut(client)?;
+        if reservation.left == 0 || reservation.made.elapsed() > RESERVATION_LIFETIME {
+            return None;
+        }
+        reservation.left -= 1;
+        Some(RateDecision {
+            remaining: reservation.decision.remaining + reservation.left,
+            ..reservation.decision
+        })
+    }
+
+    /// Asks Redis for this request and, when the client is far from its
+    /// limit, a few more: they are served from here without another round
+    /// trip. Near the limit it asks for exactly one, so the limit stays
+    /// exact where it matters; reserved requests a client never makes are
+    /// simply counted as made.
+    async fn reserve(&self, client: &ClientKey) -> Result<RateDecision, RedisError> {
+        let known_remaining = self
+            .reservations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(client)
+            .map_or(0, |reservation| reservation.decision.remaining);
+        let batch = if known_remaining >= RESERVE_ABOVE {
+            (known_remaining / RESERVE_ABOVE).clamp(1, MAX_RESERVED)
+        } else {
+            1
+        };
+        let window = Duration::from_secs(self.settings.window_seconds);
+        let key = self.keys.rate_limit("api", &client.0);
+        let limit = self.settings.requests;
+        let mut decision = self
+            .store
+            .check(std::slice::from_ref(&key), limit, window, batch)
+            .await?;
+        let mut granted = batch;
+        if !decision.allowed && batch > 1 {
+            // Others took the room meanwhile: ask for just this request.
+            decision = self.store.check(&[key], limit, window, 1).await?;
+            granted = 1;
+        }
+        if !decision.allowed {
+            return Ok(decision);
+        }
+        self.reservations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                client.clone(),
+                Reservation {
+                    left: granted - 1,
+                    decision,
+                    made: Instant::now(),
+                },
+            );
+        Ok(RateDecision {
+            remaining: decision.remaining + granted - 1,
+            ..decision
+        })
     }
 
     /// The login limit, per client and per account tried. Without Redis
@@ -144,7 +226,7 @@ impl RateLimitService {
         let window = Duration::from_secs(self.settings.login_window_seconds);
         let decision = self
             .store
-            .check(&keys, self.settings.login_requests, window)
+            .check(&keys, self.settings.login_requests, window, 1)
             .await?;
         self.count("login", &decision);
         if decision.allowed {

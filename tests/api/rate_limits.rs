@@ -202,3 +202,31 @@ async fn without_redis_the_instance_limit_holds_and_login_fails_closed() {
         assert_eq!(header(&response, "ratelimit-limit"), "4");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn far_from_the_limit_requests_are_still_counted_one_by_one() {
+    // Far from the limit an instance reserves a few requests at a time in
+    // Redis; what clients see must not show it.
+    let app = app_with_limit(1000, |settings| settings.rate_limit.window_seconds = 3600).await;
+    let mut expected = 999;
+    for _ in 0..100 {
+        let response = hit(&app, None).await;
+        assert_eq!(
+            header(&response, "ratelimit-remaining"),
+            expected.to_string()
+        );
+        expected -= 1;
+    }
+    // Another instance sharing the Redis sees them counted (and at most the
+    // 16 this one has reserved but not used yet).
+    let prefix = app.settings.redis.key_prefix.clone();
+    let other = app_with_limit(1000, |settings| {
+        settings.rate_limit.window_seconds = 3600;
+        settings.redis.key_prefix = prefix;
+    })
+    .await;
+    let remaining: u32 = header(&hit(&other, None).await, "ratelimit-remaining")
+        .parse()
+        .unwrap();
+    assert!((884..=899).contains(&remaining), "{remaining}");
+}

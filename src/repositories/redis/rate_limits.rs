@@ -32,19 +32,24 @@ impl RateLimitStore {
         }
     }
 
-    /// Counts one request against every key, if all of them allow it.
-    /// One round trip: EVALSHA, with a reload only if Redis lost the script.
+    /// Counts `cost` requests against every key, if all of them allow that
+    /// many. One round trip: EVALSHA, with a reload only if Redis lost the
+    /// script.
     pub async fn check(
         &self,
         keys: &[String],
         limit: u32,
         window: Duration,
+        cost: u32,
     ) -> Result<RateDecision, RedisError> {
         let mut invocation = self.script.prepare_invoke();
         for key in keys {
             invocation.key(key);
         }
-        invocation.arg(window.as_millis() as u64).arg(limit);
+        invocation
+            .arg(window.as_millis() as u64)
+            .arg(limit)
+            .arg(cost.max(1));
         let (allowed, remaining, retry_after, reset): (i64, i64, i64, i64) =
             self.client.invoke(&invocation).await?;
         let millis = |value: i64| Duration::from_millis(value.max(0) as u64);

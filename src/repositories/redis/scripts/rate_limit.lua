@@ -1,13 +1,15 @@
 -- GCRA rate limit for every key in KEYS at once, atomically: each key allows
 -- ARGV[2] requests per ARGV[1] milliseconds, as a burst or spread out. The
--- request passes only if every key allows it, and then counts against every
--- key. Redis's clock is used, so all instances agree on the time.
+-- ARGV[3] requests (default 1) pass only if every key allows all of them,
+-- and then count against every key. Redis's clock is used, so all instances
+-- agree on the time.
 -- Each key holds its "theoretical arrival time" and expires when that time
 -- has passed, when it would be equivalent to no key at all.
 -- Returns {allowed (0/1), remaining, retry_after_ms, reset_ms} for the key
 -- with the least room.
 local period = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or '1')
 local interval = period / limit
 local tolerance = interval * (limit - 1)
 local time = redis.call('TIME')
@@ -21,7 +23,7 @@ for i, key in ipairs(KEYS) do
         tat = now
     end
     arrivals[i] = tat
-    local wait = tat - tolerance - now
+    local wait = tat + (cost - 1) * interval - tolerance - now
     if wait > retry_after then
         retry_after = wait
     end
@@ -38,7 +40,7 @@ end
 local remaining = limit
 local reset = 0
 for i, key in ipairs(KEYS) do
-    local tat = arrivals[i] + interval
+    local tat = arrivals[i] + cost * interval
     redis.call('SET', key, string.format('%.0f', tat), 'PX', math.max(1, math.ceil(tat - now)))
     remaining = math.min(remaining, math.floor((now + tolerance - tat) / interval) + 1)
     reset = math.max(reset, tat - now)
