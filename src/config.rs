@@ -118,6 +118,9 @@ pub struct JobSettings {
     /// First retry delay; each further one doubles (plus jitter).
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
+    /// A job still not done this long after it was queued is queued again
+    /// (Redis may have lost it). Longer than any retry backoff.
+    pub relay_again_after_seconds: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

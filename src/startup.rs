@@ -221,7 +221,12 @@ pub async fn start_jobs(
         .ensure_group()
         .await
         .context("cannot create the job stream's consumer group")?;
-    let relay = OutboxRelay::new(database.outbox(), queue.clone(), signal);
+    let relay = OutboxRelay::new(
+        database.outbox(),
+        queue.clone(),
+        signal,
+        Duration::from_secs(settings.jobs.relay_again_after_seconds),
+    );
     let mut workers = Vec::new();
     if with_workers {
         let mailer = Mailer::new(&settings.mail)?;
@@ -233,6 +238,7 @@ pub async fn start_jobs(
         for n in 0..settings.worker.concurrency {
             workers.push(Worker::new(
                 queue.clone(),
+                database.outbox(),
                 mailer.clone(),
                 settings.jobs.clone(),
                 settings.redis.clone(),

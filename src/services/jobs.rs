@@ -26,21 +26,30 @@ impl OutboxSignal {
     }
 }
 
-/// Hands jobs committed to the SQL outbox to the Redis queue, then removes
-/// them from the outbox. A job is relayed at least once: if the process dies
-/// between the two steps it is relayed again, and the worker recognises it.
+/// Hands jobs committed to the SQL outbox to the Redis queue and notes
+/// when; the worker removes a job from the outbox once it is done. A job
+/// still there long after it was handed over (Redis lost it, say) is handed
+/// over again. So a job is relayed at least once, and the worker recognises
+/// repeats.
 pub struct OutboxRelay {
     outbox: Arc<dyn OutboxRepository>,
     queue: JobQueue,
     signal: OutboxSignal,
+    relay_again_after: Duration,
 }
 
 impl OutboxRelay {
-    pub fn new(outbox: Arc<dyn OutboxRepository>, queue: JobQueue, signal: OutboxSignal) -> Self {
+    pub fn new(
+        outbox: Arc<dyn OutboxRepository>,
+        queue: JobQueue,
+        signal: OutboxSignal,
+        relay_again_after: Duration,
+    ) -> Self {
         Self {
             outbox,
             queue,
             signal,
+            relay_again_after,
         }
     }
 
@@ -59,13 +68,14 @@ impl OutboxRelay {
 
     async fn relay_waiting(&self) -> Result<(), AppError> {
         loop {
-            let jobs = self.outbox.waiting(100).await?;
+            let now = time::OffsetDateTime::now_utc();
+            let jobs = self.outbox.due(now - self.relay_again_after, 100).await?;
             if jobs.is_empty() {
                 return Ok(());
             }
             for job in jobs {
                 self.queue.enqueue(&job).await?;
-                self.outbox.remove(&job.id).await?;
+                self.outbox.mark_relayed(&job.id, now).await?;
             }
         }
     }
@@ -74,6 +84,7 @@ impl OutboxRelay {
 /// Takes jobs from the stream and does them, one at a time.
 pub struct Worker {
     queue: JobQueue,
+    outbox: Arc<dyn OutboxRepository>,
     mailer: Mailer,
     settings: JobSettings,
     redis: RedisSettings,
@@ -85,6 +96,7 @@ const BLOCK: Duration = Duration::from_secs(1);
 impl Worker {
     pub fn new(
         queue: JobQueue,
+        outbox: Arc<dyn OutboxRepository>,
         mailer: Mailer,
         settings: JobSettings,
         redis: RedisSettings,
@@ -92,6 +104,7 @@ impl Worker {
     ) -> Self {
         Self {
             queue,
+            outbox,
             mailer,
             settings,
             redis,
@@ -146,6 +159,12 @@ impl Worker {
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(error = %error, "reading the job stream failed; reconnecting");
+                    if error.to_string().contains("NOGROUP")
+                        || format!("{error:?}").contains("NOGROUP")
+                    {
+                        // Redis lost the stream (restarted empty): make it again.
+                        let _ = self.queue.ensure_group().await;
+                    }
                     connection = None;
                     tokio::time::sleep(BLOCK).await;
                 }
@@ -167,12 +186,14 @@ impl Worker {
         if delivery.deliveries > u64::from(self.settings.max_attempts) {
             let reason = format!("delivered {} times without completing", delivery.deliveries);
             log_failure(self.queue.bury(&delivery, Some(&job), &reason).await);
+            self.forget(&job.id).await;
             return;
         }
         match self.queue.was_completed(&job.id).await {
             Ok(true) => {
                 tracing::info!(job = %job.id, "job already done; dropping the repeat");
                 log_failure(self.queue.discard(&delivery).await);
+                self.forget(&job.id).await;
                 return;
             }
             Ok(false) => {}
@@ -186,6 +207,7 @@ impl Worker {
             Ok(()) => {
                 tracing::info!(job = %job.id, kind = job.kind(), "job done");
                 log_failure(self.queue.complete(&delivery, &job.id).await);
+                self.forget(&job.id).await;
             }
             Err(error) => {
                 let failed = Job {
@@ -199,12 +221,22 @@ impl Worker {
                             .bury(&delivery, Some(&failed), &format!("{error:#}"))
                             .await,
                     );
+                    self.forget(&failed.id).await;
                 } else {
                     let delay = self.backoff(failed.attempt);
                     tracing::warn!(job = %failed.id, attempt = failed.attempt, ?delay, error = format!("{error:#}"), "job failed; will retry");
                     log_failure(self.queue.retry_later(&delivery, &failed, delay).await);
                 }
             }
+        }
+    }
+
+    /// Takes a finished (or abandoned) job out of the outbox, so it is not
+    /// relayed again. If this fails, a later relay repeats the job and the
+    /// worker recognises it as done.
+    async fn forget(&self, job_id: &str) {
+        if let Err(error) = self.outbox.remove(job_id).await {
+            tracing::warn!(error = %error, job = job_id, "removing a done job from the outbox failed");
         }
     }
 
@@ -272,7 +304,7 @@ impl JobTasks {
 pub struct JobStats {
     #[serde(flatten)]
     pub queue: QueueCounts,
-    /// Committed in SQL, not yet handed to Redis.
+    /// Committed in SQL and not done yet (handed to Redis or not).
     pub outbox: u64,
 }
 

@@ -233,3 +233,30 @@ async fn a_thousand_registrations_get_their_mails_through_five_worker_kills() {
     );
     assert_eq!(delivered, 1000, "every registration's mail arrived");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_welcome_mail_survives_redis_restarting_empty() {
+    let mut redis = crate::redis_server::RedisServer::start();
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Refuse);
+    let url = redis.url();
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.redis.url = secrecy::SecretString::from(url);
+        settings.jobs.relay_again_after_seconds = 2;
+        settings.jobs.retry_base_ms = 500;
+    })
+    .await;
+    assert_eq!(app.register("alice").await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.refused() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the job never reached the mail server"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    redis.restart(); // empty: the stream and the retry set are gone
+    sink.set_mode(Mode::Accept);
+    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(mails[0].to, ["alice@example.com"]);
+}

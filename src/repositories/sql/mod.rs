@@ -128,12 +128,14 @@ pub trait UserRepository: Send + Sync {
     async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, SqlError>;
 }
 
-/// Jobs waiting in SQL to be handed to the queue.
+/// Jobs committed in SQL, kept until they are done.
 #[async_trait]
 pub trait OutboxRepository: Send + Sync {
-    /// The oldest waiting jobs.
-    async fn waiting(&self, limit: u32) -> Result<Vec<Job>, SqlError>;
-    /// Removes a job once the queue has it.
+    /// The oldest jobs never handed to the queue, or handed over before
+    /// `relayed_before` and still not done.
+    async fn due(&self, relayed_before: OffsetDateTime, limit: u32) -> Result<Vec<Job>, SqlError>;
+    async fn mark_relayed(&self, id: &str, now: OffsetDateTime) -> Result<(), SqlError>;
+    /// Removes a job that is done (or given up on).
     async fn remove(&self, id: &str) -> Result<(), SqlError>;
     async fn count(&self) -> Result<u64, SqlError>;
 }

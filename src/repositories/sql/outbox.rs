@@ -1,4 +1,5 @@
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 use super::{OutboxRepository, SqlError};
 use crate::domain::Job;
@@ -26,14 +27,29 @@ macro_rules! sql_outbox_repository {
 
         #[async_trait]
         impl OutboxRepository for $name {
-            async fn waiting(&self, limit: u32) -> Result<Vec<Job>, SqlError> {
+            async fn due(
+                &self,
+                relayed_before: OffsetDateTime,
+                limit: u32,
+            ) -> Result<Vec<Job>, SqlError> {
                 let payloads: Vec<String> = sqlx::query_scalar(
-                    "SELECT payload FROM job_outbox ORDER BY created_at, id LIMIT $1",
+                    "SELECT payload FROM job_outbox WHERE relayed_at IS NULL OR relayed_at < $1 \
+                     ORDER BY created_at, id LIMIT $2",
                 )
+                .bind(relayed_before)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?;
                 payloads.iter().map(|payload| decode_job(payload)).collect()
+            }
+
+            async fn mark_relayed(&self, id: &str, now: OffsetDateTime) -> Result<(), SqlError> {
+                sqlx::query("UPDATE job_outbox SET relayed_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn remove(&self, id: &str) -> Result<(), SqlError> {
