@@ -260,3 +260,42 @@ async fn a_pending_welcome_mail_survives_redis_restarting_empty() {
     let mails = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(mails[0].to, ["alice@example.com"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_exits_0_and_its_job_is_still_delivered() {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Stall);
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.worker.enabled = false
+    })
+    .await;
+    let mut first = worker_process(&app);
+    assert_eq!(app.register("alice").await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.stalled() == 0 {
+        assert!(Instant::now() < deadline, "the worker never sent");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let stopped = Instant::now();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(first.id().to_string())
+        .status()
+        .unwrap();
+    let exit = tokio::task::spawn_blocking(move || first.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "stopped in {:?}",
+        stopped.elapsed()
+    );
+    sink.set_mode(Mode::Accept);
+    let mut second = worker_process(&app);
+    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(mails[0].to, ["alice@example.com"]);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
