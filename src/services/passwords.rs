@@ -86,10 +86,11 @@ fn verify_with(memory: &mut Vec<Block>, password: &[u8], hash: &str) -> anyhow::
 }
 
 impl PasswordHasher {
-    /// Starts `threads` hashing threads (0 = one per CPU core).
+    /// Starts `threads` hashing threads (0 = half the CPU cores, at least
+    /// one: a login storm must leave the other half to everything else).
     pub fn new(threads: usize) -> anyhow::Result<Self> {
         let threads = match threads {
-            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            0 => (std::thread::available_parallelism().map_or(1, usize::from) / 2).max(1),
             n => n,
         };
         // Waiting work is bounded too: past this, callers wait to enqueue.
