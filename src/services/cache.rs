@@ -66,6 +66,48 @@ pub fn digest_of(bytes: &[u8]) -> String {
         })
 }
 
+/// How long one instance may hold the right to load a missing entry, and
+/// how long (and how often) the others look for its result before loading
+/// it themselves.
+const FILL_LEASE: Duration = Duration::from_secs(2);
+const FILL_POLL_EVERY: Duration = Duration::from_millis(20);
+const FILL_POLLS: u32 = 10;
+
+/// The cross-instance right to load one entry. When Redis cannot be asked,
+/// it counts as ours: loading is always allowed, only deduplicated.
+struct Lease {
+    key: String,
+    owner: String,
+    ours: bool,
+    held: bool,
+}
+
+impl Lease {
+    async fn take<T>(store: &CacheStore, key: &CacheKey<T>, redis_answered: bool) -> Self {
+        let (lease_key, owner) = (key.fill_lease(), uuid::Uuid::new_v4().simple().to_string());
+        let taken = if redis_answered {
+            store
+                .take_fill_lease(&lease_key, &owner, FILL_LEASE)
+                .await
+                .ok()
+        } else {
+            None
+        };
+        Self {
+            key: lease_key,
+            owner,
+            ours: taken.unwrap_or(true),
+            held: taken == Some(true),
+        }
+    }
+
+    async fn release(self, store: &CacheStore) {
+        if self.held {
+            let _ = store.release_fill_lease(&self.key, &self.owner).await;
+        }
+    }
+}
+
 enum Lookup {
     Hit(String, Vec<u8>),
     Miss {
@@ -206,22 +248,43 @@ impl CacheAside {
         // just before the fill, find it there. After a failed read nothing
         // is read or written again: it would only wait out the same timeout.
         let load_and_fill = async || {
-            if redis_answered
-                && let Ok(Some(CachedEntry {
-                    version,
-                    value: Some((digest, body)),
-                })) = self.store.get(key.as_str()).await
-            {
-                return Ok((version, Representation { body, digest }));
+            // Across instances: one loads, the others wait briefly for its
+            // fill. The lease is taken before looking again, so an instance
+            // that takes it just after another one filled finds the fill.
+            let lease = Lease::take(&self.store, key, redis_answered).await;
+            let filled = if !lease.ours {
+                self.wait_for_fill(key).await
+            } else if redis_answered {
+                match self.store.get(key.as_str()).await {
+                    Ok(Some(CachedEntry {
+                        version,
+                        value: Some((digest, body)),
+                    })) => Some((version, Representation { body, digest })),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            if let Some(filled) = filled {
+                lease.release(&self.store).await;
+                return Ok(filled);
             }
             self.counters.loads.inc();
-            let value = load().await?;
-            let representation =
-                Representation::of(&value).map_err(|error| AppError::Internal(error.into()))?;
-            if redis_answered {
-                self.fill(key, value.version(), &representation).await;
-            }
-            Ok((value.version(), representation))
+            let loaded = load().await;
+            let result = match loaded {
+                Ok(value) => match Representation::of(&value) {
+                    Ok(representation) => {
+                        if redis_answered {
+                            self.fill(key, value.version(), &representation).await;
+                        }
+                        Ok((value.version(), representation))
+                    }
+                    Err(error) => Err(AppError::Internal(error.into())),
+                },
+                Err(error) => Err(error),
+            };
+            lease.release(&self.store).await;
+            result
         };
         let (_, representation) = self
             .flights
@@ -230,6 +293,22 @@ impl CacheAside {
             })
             .await?;
         Ok((representation, CacheStatus::Miss))
+    }
+
+    /// Polls for an entry another instance is filling, for a bounded time.
+    async fn wait_for_fill<T>(&self, key: &CacheKey<T>) -> Option<(i64, Representation)> {
+        for _ in 0..FILL_POLLS {
+            tokio::time::sleep(FILL_POLL_EVERY).await;
+            match self.store.get(key.as_str()).await {
+                Ok(Some(CachedEntry {
+                    version,
+                    value: Some((digest, body)),
+                })) => return Some((version, Representation { body, digest })),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// Counts the read and says what it found.

@@ -2,7 +2,7 @@
 //! commit, and who may do what.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -56,6 +56,9 @@ pub struct UserPage {
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
+
+/// A Redis answer slower than this marks Redis as slow for the request.
+const SLOW_REDIS: Duration = Duration::from_millis(100);
 pub const MAX_PAGE_SIZE: u32 = 100;
 
 #[derive(Clone)]
@@ -110,14 +113,24 @@ impl UserService {
         id: UserId,
     ) -> Result<(Representation, CacheStatus), AppError> {
         let key = self.keys.user(id);
+        let started = Instant::now();
         let (session, cached) = self
             .sessions
             .current_with(caller.user, key.as_str())
             .await?;
+        let redis_is_slow = started.elapsed() > SLOW_REDIS;
         if !caller.is_current(session.as_deref()) {
             return Err(AppError::Unauthorized);
         }
-        let cached = Ok(cached.as_deref().and_then(CachedEntry::decode));
+        let entry = cached.as_deref().and_then(CachedEntry::decode);
+        let hit = entry.as_ref().is_some_and(|entry| entry.value.is_some());
+        // A miss on a slow Redis goes straight to SQL: the cache's extra
+        // round trips (lease, second look, fill) would each cost as much.
+        let cached = if !hit && redis_is_slow {
+            Err(RedisError::Timeout(started.elapsed()))
+        } else {
+            Ok(entry)
+        };
         self.cache
             .resolve_representation(&key, cached, async || {
                 self.users.find(id).await?.ok_or(AppError::NotFound("user"))

@@ -22,6 +22,27 @@ async fn cache_loads(app: &crate::helpers::TestApp) -> u64 {
 }
 
 on_both_databases! {
+    async fn a_cold_user_read_at_once_on_two_instances_is_loaded_once(app) {
+        let alice = app.user("alice").await;
+        let (url, prefix) = (app.settings.database.url.clone(), app.settings.redis.key_prefix.clone());
+        let other = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |settings| {
+            settings.database.url = url;
+            settings.redis.key_prefix = prefix;
+        })
+        .await;
+        let before = cache_loads(&app).await + cache_loads(&other).await;
+        let path = format!("/api/v1/users/{}", alice.id);
+        let reads = (0..100).map(|n| {
+            let instance = if n % 2 == 0 { &app } else { &other };
+            let request = instance.client.get(instance.url(&path)).bearer_auth(&alice.token);
+            async move { request.send().await.unwrap().status() }
+        });
+        let statuses = futures_util::future::join_all(reads).await;
+        assert!(statuses.iter().all(|status| *status == 200));
+        let loads = cache_loads(&app).await + cache_loads(&other).await - before;
+        assert_eq!(loads, 1, "one SQL query for both instances");
+    }
+
     async fn two_hundred_concurrent_reads_of_a_cold_user_query_sql_once(app) {
         let alice = app.user("alice").await;
         let before = cache_loads(&app).await;

@@ -56,6 +56,7 @@ fn split_at_colon(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
 pub struct CacheStore {
     client: RedisClient,
     put_script: Script,
+    release_script: Script,
 }
 
 impl CacheStore {
@@ -63,7 +64,37 @@ impl CacheStore {
         Self {
             client,
             put_script: Script::new(include_str!("scripts/cache_put.lua")),
+            release_script: Script::new(include_str!("scripts/delete_if_equals.lua")),
         }
+    }
+
+    /// Takes the short lease that lets one instance load a missing entry
+    /// (`SET NX PX`). Returns whether it is ours.
+    pub async fn take_fill_lease(
+        &self,
+        lease: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, RedisError> {
+        let taken: Option<String> = self
+            .client
+            .query(
+                redis::cmd("SET")
+                    .arg(lease)
+                    .arg(owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis() as u64),
+            )
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives the lease back, if it is still ours.
+    pub async fn release_fill_lease(&self, lease: &str, owner: &str) -> Result<(), RedisError> {
+        let mut invocation = self.release_script.key(lease);
+        invocation.arg(owner);
+        self.client.invoke::<i64>(&invocation).await.map(drop)
     }
 
     /// The entry under `key`; an entry in an unknown format counts as absent.

@@ -10,19 +10,30 @@ use crate::domain::{User, UserId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey<T> {
     key: String,
+    prefix: String,
+    /// The key without the prefix and the cache namespace (`user:42`).
+    name: String,
     value: PhantomData<fn() -> T>,
 }
 
 impl<T> CacheKey<T> {
-    fn new(key: String) -> Self {
+    fn new(prefix: &str, name: String) -> Self {
         Self {
-            key,
+            key: format!("{prefix}cache:{name}"),
+            prefix: prefix.to_string(),
+            name,
             value: PhantomData,
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.key
+    }
+
+    /// The lease that lets one instance at a time load this entry. It lives
+    /// under `lock:`, out of reach of cache eviction.
+    pub fn fill_lease(&self) -> String {
+        format!("{}lock:fill:{}", self.prefix, self.name)
     }
 }
 
@@ -44,7 +55,7 @@ impl Keys {
     }
 
     pub fn user(&self, id: UserId) -> CacheKey<User> {
-        CacheKey::new(format!("{}cache:user:{id}", self.prefix))
+        CacheKey::new(&self.prefix, format!("user:{id}"))
     }
 
     pub fn session(&self, id: UserId) -> String {
