@@ -83,27 +83,41 @@ struct Lease {
 }
 
 impl Lease {
-    async fn take<T>(store: &CacheStore, key: &CacheKey<T>, redis_answered: bool) -> Self {
+    /// The lease, and the entry as it is now.
+    async fn take<T>(
+        store: &CacheStore,
+        key: &CacheKey<T>,
+        redis_answered: bool,
+    ) -> (Self, Option<CachedEntry>) {
         let (lease_key, owner) = (key.fill_lease(), uuid::Uuid::new_v4().simple().to_string());
         let taken = if redis_answered {
             store
-                .take_fill_lease(&lease_key, &owner, FILL_LEASE)
+                .take_fill_lease(&lease_key, &owner, FILL_LEASE, key.as_str())
                 .await
                 .ok()
         } else {
             None
         };
-        Self {
+        let (held, entry) = match taken {
+            Some((held, entry)) => (Some(held), entry),
+            None => (None, None),
+        };
+        let lease = Self {
             key: lease_key,
             owner,
-            ours: taken.unwrap_or(true),
-            held: taken == Some(true),
-        }
+            ours: held.unwrap_or(true),
+            held: held == Some(true),
+        };
+        (lease, entry)
     }
 
-    async fn release(self, store: &CacheStore) {
+    /// Gives the lease back in the background: the answer need not wait.
+    fn release(self, store: &CacheStore) {
         if self.held {
-            let _ = store.release_fill_lease(&self.key, &self.owner).await;
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = store.release_fill_lease(&self.key, &self.owner).await;
+            });
         }
     }
 }
@@ -249,24 +263,20 @@ impl CacheAside {
         // is read or written again: it would only wait out the same timeout.
         let load_and_fill = async || {
             // Across instances: one loads, the others wait briefly for its
-            // fill. The lease is taken before looking again, so an instance
-            // that takes it just after another one filled finds the fill.
-            let lease = Lease::take(&self.store, key, redis_answered).await;
-            let filled = if !lease.ours {
-                self.wait_for_fill(key).await
-            } else if redis_answered {
-                match self.store.get(key.as_str()).await {
-                    Ok(Some(CachedEntry {
-                        version,
-                        value: Some((digest, body)),
-                    })) => Some((version, Representation { body, digest })),
-                    _ => None,
-                }
-            } else {
-                None
+            // fill. Taking the lease also looks at the entry again (one
+            // round trip), so whoever takes it just after another instance
+            // filled finds the fill.
+            let (lease, entry) = Lease::take(&self.store, key, redis_answered).await;
+            let filled = match entry {
+                Some(CachedEntry {
+                    version,
+                    value: Some((digest, body)),
+                }) => Some((version, Representation { body, digest })),
+                _ if !lease.ours => self.wait_for_fill(key).await,
+                _ => None,
             };
             if let Some(filled) = filled {
-                lease.release(&self.store).await;
+                lease.release(&self.store);
                 return Ok(filled);
             }
             self.counters.loads.inc();
@@ -283,7 +293,7 @@ impl CacheAside {
                 },
                 Err(error) => Err(error),
             };
-            lease.release(&self.store).await;
+            lease.release(&self.store);
             result
         };
         let (_, representation) = self

@@ -69,25 +69,31 @@ impl CacheStore {
     }
 
     /// Takes the short lease that lets one instance load a missing entry
-    /// (`SET NX PX`). Returns whether it is ours.
+    /// (`SET NX PX`) and reads the entry again, in one round trip. Returns
+    /// whether the lease is ours, and the entry.
     pub async fn take_fill_lease(
         &self,
         lease: &str,
         owner: &str,
         ttl: Duration,
-    ) -> Result<bool, RedisError> {
-        let taken: Option<String> = self
-            .client
-            .query(
-                redis::cmd("SET")
-                    .arg(lease)
-                    .arg(owner)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl.as_millis() as u64),
-            )
-            .await?;
-        Ok(taken.is_some())
+        key: &str,
+    ) -> Result<(bool, Option<CachedEntry>), RedisError> {
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("SET")
+            .arg(lease)
+            .arg(owner)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .cmd("GET")
+            .arg(key);
+        let (taken, entry): (Option<String>, Option<Vec<u8>>) =
+            self.client.query_pipeline(&pipeline).await?;
+        Ok((
+            taken.is_some(),
+            entry.as_deref().and_then(CachedEntry::decode),
+        ))
     }
 
     /// Gives the lease back, if it is still ours.
