@@ -9,6 +9,35 @@ use user_api::config::DatabaseSettings;
 use user_api::repositories::sql::Database;
 use user_api::services::passwords::PasswordHasher;
 
+/// One user row, on either backend.
+async fn insert<'a, DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    sql: &'a str,
+    (username, email, hash, role, now): (
+        &'a String,
+        &'a String,
+        &'a String,
+        &'a String,
+        time::OffsetDateTime,
+    ),
+) -> Result<(), sqlx::Error>
+where
+    for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    String: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    time::OffsetDateTime: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(sql)
+        .bind(username)
+        .bind(email)
+        .bind(hash)
+        .bind(role)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -34,25 +63,11 @@ async fn main() -> anyhow::Result<()> {
     for n in 1..=count {
         let role = if n == 1 { "admin" } else { "user" };
         let (username, email) = (format!("user{n}"), format!("user{n}@example.com"));
+        let role = role.to_string();
+        let values = (&username, &email, &hash, &role, now);
         match &database {
-            Database::Sqlite(pool) => sqlx::query(sql)
-                .bind(&username)
-                .bind(&email)
-                .bind(&hash)
-                .bind(role)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(drop),
-            Database::Postgres(pool) => sqlx::query(sql)
-                .bind(&username)
-                .bind(&email)
-                .bind(&hash)
-                .bind(role)
-                .bind(now)
-                .execute(pool)
-                .await
-                .map(drop),
+            Database::Sqlite(pool) => insert(pool, sql, values).await,
+            Database::Postgres(pool) => insert(pool, sql, values).await,
         }?;
     }
     println!("seeded {count} users");
