@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use user_api::config::RedisSettings;
 use user_api::metrics::Metrics;
-use user_api::repositories::redis::{KeyScanner, Keys, RedisClient};
+use user_api::repositories::redis::{KeyScanner, Keys, NearCache, RedisClient};
 use user_api::services::cache::CacheCounters;
 use user_api::services::cache_admin::{CacheAdminService, Selector};
 
@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         keys.clone(),
         CacheCounters::new(&Metrics::new()?),
         300,
+        NearCache::new(1, Duration::from_secs(1)),
     );
     let started = Instant::now();
     let deleted = service

@@ -76,6 +76,14 @@ pub struct AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CacheSettings {
     pub ttl_seconds: u64,
+    /// An in-process copy of cached users and sessions in front of Redis.
+    pub near_enabled: bool,
+    /// Values the near cache holds at most.
+    pub near_capacity: usize,
+    /// Longest a value stays in the near cache.
+    pub near_ttl_seconds: u64,
+    /// How often the near cache's invalidation link is PINGed.
+    pub near_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -24,6 +24,9 @@ pub struct Metrics {
     /// Jobs by state (pending, in_flight, delayed, dead, outbox) and the
     /// queue's totals (retried, delivered).
     pub jobs: IntGaugeVec,
+    /// The near cache: entries, link_up, and its totals (hits, misses,
+    /// invalidations, flushes).
+    pub near_cache: IntGaugeVec,
 }
 
 impl Metrics {
@@ -58,6 +61,10 @@ impl Metrics {
             &["pool", "state"],
         )?;
         let jobs = IntGaugeVec::new(Opts::new("jobs", "Job queue depth and totals"), &["state"])?;
+        let near_cache = IntGaugeVec::new(
+            Opts::new("near_cache", "Near cache size, link state and totals"),
+            &["state"],
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(cache_reads.clone()))?;
@@ -66,6 +73,7 @@ impl Metrics {
         registry.register(Box::new(lock_contention.clone()))?;
         registry.register(Box::new(pool_connections.clone()))?;
         registry.register(Box::new(jobs.clone()))?;
+        registry.register(Box::new(near_cache.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -76,6 +84,7 @@ impl Metrics {
             lock_contention,
             pool_connections,
             jobs,
+            near_cache,
         })
     }
 

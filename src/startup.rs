@@ -15,7 +15,8 @@ use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_sh
 use crate::controllers::cors::{self, CorsPolicy};
 use crate::metrics::Metrics;
 use crate::repositories::redis::{
-    CacheStore, JobQueue, KeyScanner, Keys, LockStore, RateLimitStore, RedisClient, SessionStore,
+    CacheStore, JobQueue, KeyScanner, Keys, LockStore, NearCache, RateLimitStore, RedisClient,
+    SessionStore, TrackingLink,
 };
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
@@ -28,6 +29,7 @@ use crate::services::mail::Mailer;
 use crate::services::metrics::MetricsService;
 use crate::services::passwords::PasswordHasher;
 use crate::services::rate_limit::RateLimitService;
+use crate::services::sessions::SessionService;
 use crate::services::tokens::TokenIssuer;
 use crate::services::users::UserService;
 use crate::telemetry;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub metrics_service: web::Data<MetricsService>,
     /// Wakes this process's outbox relay after a registration.
     pub outbox_signal: OutboxSignal,
+    /// Serves nothing until a tracking link keeps it coherent.
+    pub near_cache: Arc<NearCache>,
 }
 
 impl AppState {
@@ -59,18 +63,28 @@ impl AppState {
         let keys = Keys::new(&settings.redis.key_prefix);
         let metrics = Arc::new(Metrics::new()?);
         let users_repository = database.users();
-        let sessions = SessionStore::new(redis.clone(), keys.clone());
+        let near_cache = NearCache::new(
+            settings.cache.near_capacity,
+            Duration::from_secs(settings.cache.near_ttl_seconds),
+        );
+        let sessions = SessionService::new(
+            SessionStore::new(redis.clone(), keys.clone()),
+            near_cache.clone(),
+            keys.clone(),
+        );
         let cache_counters = CacheCounters::new(&metrics);
         let cache = CacheAside::new(
             CacheStore::new(redis.clone()),
             Duration::from_secs(settings.cache.ttl_seconds),
             cache_counters.clone(),
+            near_cache.clone(),
         );
         let cache_admin = CacheAdminService::new(
             KeyScanner::new(redis.clone()),
             keys.clone(),
             cache_counters,
             settings.cache.ttl_seconds,
+            near_cache.clone(),
         );
         let locks = LockService::new(
             LockStore::new(redis.clone()),
@@ -118,6 +132,7 @@ impl AppState {
             database.clone(),
             redis.clone(),
             jobs.clone(),
+            near_cache.clone(),
         );
         Ok(Self {
             auth: web::Data::new(auth),
@@ -131,6 +146,7 @@ impl AppState {
             metrics: web::Data::from(metrics),
             metrics_service: web::Data::new(metrics_service),
             outbox_signal,
+            near_cache,
         })
     }
 }
@@ -142,6 +158,7 @@ pub struct Application {
     shutdown_timeout: Duration,
     database: Database,
     redis: RedisClient,
+    tracking: Option<TrackingLink>,
 }
 
 impl Application {
@@ -152,6 +169,15 @@ impl Application {
         let redis = RedisClient::connect(&settings.redis).await?;
         let state = AppState::build(&settings, &database, &redis)?;
         forget_idle_clients(state.rate_limits.clone());
+        let tracking = settings.cache.near_enabled.then(|| {
+            let keys = Keys::new(&settings.redis.key_prefix);
+            TrackingLink::start(
+                &settings.redis,
+                vec![keys.cache_namespace(), keys.session_namespace()],
+                state.near_cache.clone(),
+                Duration::from_millis(settings.cache.near_heartbeat_ms),
+            )
+        });
         let jobs = start_jobs(
             &settings,
             &database,
@@ -173,6 +199,7 @@ impl Application {
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_seconds),
             database,
             redis,
+            tracking,
         })
     }
 
@@ -201,6 +228,9 @@ impl Application {
         self.server.await.context("HTTP server failed")?;
         tracing::info!("server stopped; stopping the job workers");
         self.jobs.stop(self.shutdown_timeout).await;
+        if let Some(tracking) = &self.tracking {
+            tracking.stop();
+        }
         tracing::info!("closing pools");
         self.redis.close();
         self.database.close().await;

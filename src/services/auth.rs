@@ -10,11 +10,12 @@ use utoipa::ToSchema;
 use super::jobs::OutboxSignal;
 use super::passwords::PasswordHasher;
 use super::rate_limit::{ClientKey, RateLimitService};
+use super::sessions::SessionService;
 use super::tokens::{TokenIssuer, TokenSubject};
 use super::users::UserService;
 use crate::domain::{Email, Job, Password, Role, Task, User, Username};
 use crate::error::{AppError, FieldError};
-use crate::repositories::redis::{RateDecision, SessionStore};
+use crate::repositories::redis::RateDecision;
 use crate::repositories::sql::{LoginName, NewUser, UserRepository};
 
 // Fields are optional in Rust so a missing one is reported by name with
@@ -84,7 +85,7 @@ impl Principal {
 pub struct AuthService {
     users: Arc<dyn UserRepository>,
     user_service: UserService,
-    sessions: SessionStore,
+    sessions: SessionService,
     tokens: Arc<TokenIssuer>,
     hasher: PasswordHasher,
     rate_limits: Arc<RateLimitService>,
@@ -109,7 +110,7 @@ impl AuthService {
     pub fn new(
         users: Arc<dyn UserRepository>,
         user_service: UserService,
-        sessions: SessionStore,
+        sessions: SessionService,
         tokens: Arc<TokenIssuer>,
         hasher: PasswordHasher,
         rate_limits: Arc<RateLimitService>,

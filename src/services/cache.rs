@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry, RedisError};
+use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry, NearCache, RedisError};
 use crate::services::single_flight::SingleFlight;
 
 /// A value that knows the version of the row it came from, so a cache write
@@ -171,15 +171,22 @@ pub struct CacheAside {
     ttl: Duration,
     counters: CacheCounters,
     flights: Arc<SingleFlight>,
+    near: Arc<NearCache>,
 }
 
 impl CacheAside {
-    pub fn new(store: CacheStore, ttl: Duration, counters: CacheCounters) -> Self {
+    pub fn new(
+        store: CacheStore,
+        ttl: Duration,
+        counters: CacheCounters,
+        near: Arc<NearCache>,
+    ) -> Self {
         Self {
             store,
             ttl,
             counters,
             flights: Arc::default(),
+            near,
         }
     }
 
@@ -382,10 +389,15 @@ impl CacheAside {
 
     /// Replaces the entry by a tombstone of `version`: readers miss, and a
     /// reader still holding an older row cannot write it back.
+    /// This process's near copy is dropped at once; other processes hear
+    /// of the change from Redis.
     pub async fn invalidate<T>(&self, key: &CacheKey<T>, version: i64) -> Result<(), RedisError> {
-        self.store
+        let result = self
+            .store
             .put_unless_newer(key.as_str(), version, None, self.ttl)
             .await
-            .map(drop)
+            .map(drop);
+        self.near.invalidate(key.as_str());
+        result
     }
 }

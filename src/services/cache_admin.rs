@@ -4,6 +4,7 @@
 //! SCAN returns is checked again with a plain string test before it goes.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Principal;
 use super::cache::CacheCounters;
 use crate::error::{AppError, FieldError};
-use crate::repositories::redis::{KeyScanner, Keys};
+use crate::repositories::redis::{KeyScanner, Keys, NearCache};
 
 /// Longer values are refused: crafted MATCH patterns have hung servers.
 pub const MAX_SELECTOR_LENGTH: usize = 256;
@@ -100,6 +101,7 @@ pub struct CacheAdminService {
     keys: Keys,
     counters: CacheCounters,
     ttl_seconds: u64,
+    near: Arc<NearCache>,
 }
 
 fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
@@ -111,12 +113,19 @@ fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
 }
 
 impl CacheAdminService {
-    pub fn new(scanner: KeyScanner, keys: Keys, counters: CacheCounters, ttl_seconds: u64) -> Self {
+    pub fn new(
+        scanner: KeyScanner,
+        keys: Keys,
+        counters: CacheCounters,
+        ttl_seconds: u64,
+        near: Arc<NearCache>,
+    ) -> Self {
         Self {
             scanner,
             keys,
             counters,
             ttl_seconds,
+            near,
         }
     }
 
@@ -160,9 +169,14 @@ impl CacheAdminService {
                         .count() as u64
                 } else {
                     // UNLINK counts only keys that still existed: repeats add 0.
-                    let deleted = self.scanner.unlink(&batch).await?;
-                    batch.clear();
-                    deleted
+                    let deleted = self.scanner.unlink(&batch).await;
+                    // Whatever UNLINK did, this process forgets its copies at once.
+                    for key in batch.drain(..) {
+                        if let Ok(key) = String::from_utf8(key) {
+                            self.near.invalidate(&key);
+                        }
+                    }
+                    deleted?
                 };
             }
             if cursor == 0 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::jobs::JobService;
 use crate::metrics::Metrics;
-use crate::repositories::redis::RedisClient;
+use crate::repositories::redis::{NearCache, RedisClient};
 use crate::repositories::sql::Database;
 
 #[derive(Clone)]
@@ -15,6 +15,7 @@ pub struct MetricsService {
     database: Database,
     redis: RedisClient,
     jobs: JobService,
+    near_cache: Arc<NearCache>,
 }
 
 impl MetricsService {
@@ -23,12 +24,14 @@ impl MetricsService {
         database: Database,
         redis: RedisClient,
         jobs: JobService,
+        near_cache: Arc<NearCache>,
     ) -> Self {
         Self {
             metrics,
             database,
             redis,
             jobs,
+            near_cache,
         }
     }
 
@@ -49,6 +52,20 @@ impl MetricsService {
         pools
             .with_label_values(&["database", "idle"])
             .set(idle as i64);
+        let near = self.near_cache.stats();
+        for (state, value) in [
+            ("entries", near.entries as u64),
+            ("link_up", u64::from(near.link_up)),
+            ("hits", near.hits),
+            ("misses", near.misses),
+            ("invalidations", near.invalidations),
+            ("flushes", near.flushes),
+        ] {
+            self.metrics
+                .near_cache
+                .with_label_values(&[state])
+                .set(value as i64);
+        }
         // Queue gauges need Redis and SQL: bounded, and left as they were
         // when those do not answer.
         if let Ok(Ok(stats)) =

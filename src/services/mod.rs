@@ -11,6 +11,7 @@ pub mod mail;
 pub mod metrics;
 pub mod passwords;
 pub mod rate_limit;
+pub mod sessions;
 pub mod single_flight;
 pub mod tokens;
 pub mod users;

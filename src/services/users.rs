@@ -11,10 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Principal;
 use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Representation, Versioned};
 use super::locks::LockService;
+use super::sessions::SessionService;
 use super::tokens::TokenSubject;
 use crate::domain::{Email, Role, User, UserId, Username};
 use crate::error::{AppError, FieldError};
-use crate::repositories::redis::{CachedEntry, Keys, RedisError, SessionStore};
+use crate::repositories::redis::{CachedEntry, Keys, RedisError};
 use crate::repositories::sql::{Fenced, UserChanges, UserRepository};
 
 impl Versioned for User {
@@ -66,7 +67,7 @@ pub struct UserService {
     users: Arc<dyn UserRepository>,
     cache: CacheAside,
     keys: Keys,
-    sessions: SessionStore,
+    sessions: SessionService,
     locks: LockService,
 }
 
@@ -83,7 +84,7 @@ impl UserService {
         users: Arc<dyn UserRepository>,
         cache: CacheAside,
         keys: Keys,
-        sessions: SessionStore,
+        sessions: SessionService,
         locks: LockService,
     ) -> Self {
         Self {
@@ -116,7 +117,7 @@ impl UserService {
         let started = Instant::now();
         let (session, cached) = self
             .sessions
-            .current_with(caller.user, key.as_str())
+            .current_with(caller.user, key.as_str(), CachedEntry::holds_value)
             .await?;
         let redis_is_slow = started.elapsed() > SLOW_REDIS;
         if !caller.is_current(session.as_deref()) {

@@ -8,17 +8,8 @@ use user_api::repositories::redis::{CacheStore, RedisClient};
 
 use crate::on_both_databases;
 
-async fn cache_loads(app: &crate::helpers::TestApp) -> u64 {
-    let metrics = app
-        .request(reqwest::Method::GET, "/metrics", None, None)
-        .await
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("user_api_cache_loads_total "))
-        .map_or(0, |value| value.trim().parse().unwrap())
+async fn cache_loads(app: &crate::helpers::TestApp) -> i64 {
+    app.metric("user_api_cache_loads_total").await
 }
 
 on_both_databases! {

@@ -265,6 +265,21 @@ impl TestApp {
         }
     }
 
+    /// The value of one series of `/metrics`, e.g. `user_api_cache_loads_total`
+    /// or `user_api_near_cache{state="hits"}`; 0 when it is absent.
+    pub async fn metric(&self, series: &str) -> i64 {
+        let metrics = self
+            .request(Method::GET, "/metrics", None, None)
+            .await
+            .text()
+            .await
+            .expect("metrics text");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map_or(0, |value| value.trim().parse().expect("a whole number"))
+    }
+
     pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
         self.redis
             .get_multiplexed_async_connection()
@@ -339,17 +354,18 @@ pub async fn error_code(response: Response) -> (u16, Value) {
     (status, body["error"].clone())
 }
 
-/// Runs each test once on SQLite and once on PostgreSQL.
+/// Runs each test once on SQLite and once on PostgreSQL; after `configure`,
+/// with settings changed by that closure.
 #[macro_export]
 macro_rules! on_both_databases {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {
+    (configure $configure:expr; $(async fn $name:ident($app:ident) $body:block)*) => {
         mod sqlite {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let $app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await;
+                    let $app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, $configure).await;
                     $body
                 }
             )*
@@ -360,10 +376,13 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let $app = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await;
+                    let $app = $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, $configure).await;
                     $body
                 }
             )*
         }
+    };
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $crate::on_both_databases! { configure |_| {}; $(async fn $name($app) $body)* }
     };
 }

@@ -14,6 +14,7 @@ mod errors;
 mod glob_property;
 mod jobs;
 mod locks;
+mod near_cache;
 mod openapi;
 mod operations;
 mod process;

@@ -28,6 +28,12 @@ impl CachedEntry {
         entry
     }
 
+    /// Whether a stored entry holds a value (is not a tombstone), without
+    /// copying it.
+    pub fn holds_value(entry: &[u8]) -> bool {
+        split_at_colon(entry).is_some_and(|(_, rest)| !rest.is_empty())
+    }
+
     /// Parses a stored entry; `None` for anything not in the format.
     pub fn decode(entry: &[u8]) -> Option<Self> {
         let (version, rest) = split_at_colon(entry)?;
@@ -151,5 +157,7 @@ mod tests {
             })
         );
         assert_eq!(CachedEntry::decode(b"not an entry"), None);
+        assert!(CachedEntry::holds_value(&entry));
+        assert!(!CachedEntry::holds_value(&CachedEntry::encode(9, None)));
     }
 }

@@ -58,6 +58,11 @@ impl Keys {
         CacheKey::new(&self.prefix, format!("user:{id}"))
     }
 
+    /// Where sessions live (tracked by the near cache).
+    pub fn session_namespace(&self) -> String {
+        format!("{}session:", self.prefix)
+    }
+
     pub fn session(&self, id: UserId) -> String {
         format!("{}session:user:{id}", self.prefix)
     }
