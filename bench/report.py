@@ -30,6 +30,21 @@ def value(name, key="value"):
     return rows[name][key] if name in rows else None
 
 
+def delay(label, name, note):
+    entry = rows[name]
+    return (
+        f"| {label} | {entry['rounds']} | {entry['p50_ms']:.2f} | {entry['p99_ms']:.2f} "
+        f"| {entry['max_ms']:.2f} | {note(entry)} |"
+    )
+
+
+def stale_note(entry):
+    return (
+        f"{entry['rounds_with_a_stale_read']} rounds saw a stale read after the 200 "
+        f"({entry['stale_reads']} stale reads); 0 ms = B's next read was already new"
+    )
+
+
 b_sqlite = value("b_sqlite_misses")
 b_pg = value("b_postgres_misses")
 keep = rows["d_during_storm"]["rps"] / rows["a_48"]["rps"]
@@ -56,9 +71,23 @@ lines = [
     row("(d) cache hits, 48 connections, alone", "a_48"),
     row("(d) cache hits, 48 connections, during the login storm", "d_during_storm",
         f"keeps {keep:.0%} of its throughput"),
+    row("(a) with the near cache on (`cache.near_enabled`), rate limiter on", "a_near"),
+    row("(a) near cache on, on the second instance while the delays below are measured", "a_near_b"),
+    "",
+    "Near cache: how long a change stays invisible to another instance",
+    "",
+    "| measured | rounds | p50 ms | p99 ms | max ms | notes |",
+    "| --- | --- | --- | --- | --- | --- |",
+    delay("Redis write → the tracking link drops the near copy (in-process, SET round trip included)",
+          "near_link", lambda e: f"{e['dropped_before_the_writer_saw_its_reply']} dropped before the writer saw its reply"),
+    delay("PUT on instance A answered 200 → instance B serves the new user, both idle",
+          "near_http_idle", stale_note),
+    delay("the same while B serves workload (a) at full load",
+          "near_http_loaded", stale_note),
     "",
     f"(e) Peak RSS (VmHWM) after the SQLite workloads: {value('rss_sqlite', 'rss_kib') / 1024:.1f} MiB; "
-    f"PostgreSQL: {value('rss_postgres', 'rss_kib') / 1024:.1f} MiB. "
+    f"PostgreSQL: {value('rss_postgres', 'rss_kib') / 1024:.1f} MiB; "
+    f"near cache on: {value('rss_near', 'rss_kib') / 1024:.1f} MiB. "
     f"Start to ready (`/health/ready` 200, migrations included): "
     f"{', '.join(f'{ms} ms' for ms in ready)} (each start of the run).",
 ]
