@@ -191,17 +191,25 @@ impl RateLimitService {
         if !decision.allowed {
             return Ok(decision);
         }
-        self.reservations
+        // Concurrent requests that found no reservation left each reserved
+        // a batch: add them up, or all but the last would go unused.
+        let mut reservations = self
+            .reservations
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                client.clone(),
-                Reservation {
-                    left: granted - 1,
-                    decision,
-                    made: Instant::now(),
-                },
-            );
+            .unwrap_or_else(PoisonError::into_inner);
+        let unused = reservations
+            .get(client)
+            .filter(|earlier| earlier.made.elapsed() <= RESERVATION_LIFETIME)
+            .map_or(0, |earlier| earlier.left);
+        reservations.insert(
+            client.clone(),
+            Reservation {
+                left: unused + granted - 1,
+                decision,
+                made: Instant::now(),
+            },
+        );
+        drop(reservations);
         Ok(RateDecision {
             remaining: decision.remaining + granted - 1,
             ..decision

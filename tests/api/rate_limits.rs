@@ -230,3 +230,44 @@ async fn far_from_the_limit_requests_are_still_counted_one_by_one() {
         .unwrap();
     assert!((884..=899).contains(&remaining), "{remaining}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_far_from_the_limit_share_their_redis_round_trips() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let app = app_with_limit(1_000_000, |settings| {
+        settings.redis.url = SecretString::from(url);
+    })
+    .await;
+    let burst = async || {
+        let requests = (0..64).map(|_| hit(&app, None));
+        let responses = futures_util::future::join_all(requests).await;
+        assert!(responses.iter().all(|response| response.status() == 401));
+    };
+    // The first burst finds nothing reserved: one round trip each.
+    burst().await;
+    let mut connection = app.redis_connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        burst().await;
+    }
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let scripts: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap());
+    // Batches of up to 16, added up when several were reserved at once.
+    assert!(
+        scripts <= 640 / 4,
+        "{scripts} limiter scripts for 640 requests"
+    );
+}
