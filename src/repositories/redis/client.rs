@@ -1,11 +1,14 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_redis::{Connection as Object, Manager, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, FromRedisValue};
+use redis::{AsyncConnectionConfig, ConnectionInfo, FromRedisValue, IntoConnectionInfo};
 use secrecy::ExposeSecret;
 
 use crate::config::{RedisSettings, redact_url};
@@ -18,27 +21,50 @@ pub enum RedisError {
     Pool(#[from] deadpool_redis::PoolError),
     #[error("redis command failed")]
     Command(#[from] redis::RedisError),
+    #[error("redis client setup failed: {0}")]
+    Setup(String),
 }
 
-/// Redis access for the whole process. Connections come from a deadpool
-/// pool, but an operation does not check one out each time: a checkout
-/// costs a PING round trip, and a multiplexed connection serves any number
-/// of concurrent requests anyway. A few "lanes" each hold one pooled
-/// connection, and operations take turns on them. Every operation (getting
-/// a connection included) is bounded by `operation_timeout`, so a hung
-/// Redis costs a request at most that long. Cancelling a command is safe on
-/// a multiplexed connection: a late reply is matched to its own request and
-/// dropped.
+/// Redis access for the whole process. Each thread that uses Redis (an
+/// actix worker, a tokio worker) gets a deadpool pool of its own, built on
+/// first use, whose connections are therefore driven on that thread: a
+/// command never waits for another thread to send it or to hand its reply
+/// back. An operation does not check a connection out each time either (a
+/// checkout costs a PING round trip, and a multiplexed connection serves
+/// any number of concurrent requests anyway): a few "lanes" per thread each
+/// hold one pooled connection, and operations take turns on them. Every
+/// operation (getting a connection included) is bounded by
+/// `operation_timeout`, so a hung Redis costs a request at most that long.
+/// Cancelling a command is safe on a multiplexed connection: a late reply
+/// is matched to its own request and dropped.
 #[derive(Clone)]
 pub struct RedisClient {
-    pool: Pool,
-    lanes: Arc<Lanes>,
+    shared: Arc<Shared>,
     operation_timeout: Duration,
 }
 
-struct Lanes {
-    slots: Vec<Mutex<Option<Object>>>,
-    next: AtomicUsize,
+struct Shared {
+    /// Tells this client's lanes from other clients' in a thread's table.
+    id: u64,
+    connection: ConnectionInfo,
+    config: AsyncConnectionConfig,
+    settings: RedisSettings,
+    /// Every thread's pool, for status and for closing.
+    pools: Mutex<Vec<Pool>>,
+    closed: AtomicBool,
+}
+
+/// One thread's pool and lanes, for one client.
+struct ThreadLanes {
+    pool: Pool,
+    slots: Vec<Option<Object>>,
+    next: usize,
+}
+
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static LANES: RefCell<HashMap<u64, ThreadLanes>> = RefCell::new(HashMap::new());
 }
 
 impl RedisError {
@@ -46,7 +72,7 @@ impl RedisError {
     fn breaks_the_connection(&self) -> bool {
         match self {
             RedisError::Timeout(_) => true,
-            RedisError::Pool(_) => false,
+            RedisError::Pool(_) | RedisError::Setup(_) => false,
             RedisError::Command(error) => {
                 error.is_io_error()
                     || error.is_connection_dropped()
@@ -56,17 +82,10 @@ impl RedisError {
     }
 }
 
-impl RedisClient {
-    /// Builds the pool, checks Redis answers, and opens `pool_min_idle`
-    /// connections up front.
-    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let url = settings.url.expose_secret();
-        let shown = redact_url(url);
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
-            .set_response_timeout(Some(settings.operation_timeout()));
-        let manager = Manager::new_with_config(url, connection)
-            .with_context(|| format!("invalid Redis URL {shown}"))?;
+impl Shared {
+    fn thread_pool(&self) -> Result<Pool, RedisError> {
+        let manager = Manager::new_with_config(self.connection.clone(), self.config.clone())?;
+        let settings = &self.settings;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_max_size.max(1))
             .wait_timeout(Some(Duration::from_millis(settings.wait_timeout_ms)))
@@ -74,16 +93,39 @@ impl RedisClient {
             .recycle_timeout(Some(Duration::from_millis(settings.recycle_timeout_ms)))
             .runtime(Runtime::Tokio1)
             .build()
-            .context("cannot build the Redis pool")?;
-        let lanes = Lanes {
-            slots: (0..settings.lanes.max(1))
-                .map(|_| Mutex::new(None))
-                .collect(),
-            next: AtomicUsize::new(0),
-        };
+            .map_err(|error| RedisError::Setup(error.to_string()))?;
+        if self.closed.load(Ordering::Acquire) {
+            pool.close();
+        }
+        self.pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pool.clone());
+        Ok(pool)
+    }
+}
+
+impl RedisClient {
+    /// Checks the settings and that Redis answers, and opens
+    /// `pool_min_idle` connections up front for the calling thread.
+    pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let url = settings.url.expose_secret();
+        let shown = redact_url(url);
+        let connection = url
+            .into_connection_info()
+            .with_context(|| format!("invalid Redis URL {shown}"))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
+            .set_response_timeout(Some(settings.operation_timeout()));
         let client = Self {
-            pool,
-            lanes: Arc::new(lanes),
+            shared: Arc::new(Shared {
+                id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+                connection,
+                config,
+                settings: settings.clone(),
+                pools: Mutex::default(),
+                closed: AtomicBool::new(false),
+            }),
             operation_timeout: settings.operation_timeout(),
         };
         client
@@ -95,9 +137,12 @@ impl RedisClient {
     }
 
     async fn warm_up(&self, count: usize) {
+        let Ok(pool) = self.with_lanes(|lanes| lanes.pool.clone()) else {
+            return;
+        };
         let mut held = Vec::with_capacity(count);
-        for _ in 0..count.min(self.pool.status().max_size) {
-            match self.pool.get().await {
+        for _ in 0..count.min(pool.status().max_size) {
+            match pool.get().await {
                 Ok(connection) => held.push(connection),
                 Err(error) => {
                     tracing::warn!(error = %error, "could not open every initial Redis connection");
@@ -132,6 +177,27 @@ impl RedisClient {
             .await
     }
 
+    /// Runs `f` on this thread's lanes of this client, creating them on
+    /// first use. Never held across an await.
+    fn with_lanes<R>(&self, f: impl FnOnce(&mut ThreadLanes) -> R) -> Result<R, RedisError> {
+        LANES
+            .try_with(|table| {
+                let mut table = table.borrow_mut();
+                let lanes = match table.entry(self.shared.id) {
+                    Entry::Occupied(entry) => entry.into_mut(),
+                    Entry::Vacant(entry) => entry.insert(ThreadLanes {
+                        pool: self.shared.thread_pool()?,
+                        slots: (0..self.shared.settings.lanes.max(1))
+                            .map(|_| None)
+                            .collect(),
+                        next: 0,
+                    }),
+                };
+                Ok(f(lanes))
+            })
+            .map_err(|_| RedisError::Setup("thread is exiting".into()))?
+    }
+
     /// Runs `operation` on the next lane's connection, within the operation
     /// timeout. A lane whose connection failed or hung is emptied, and
     /// refilled from the pool by the next operation that comes to it.
@@ -139,14 +205,15 @@ impl RedisClient {
         &self,
         operation: impl AsyncFnOnce(MultiplexedConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
-        let index = self.lanes.next.fetch_add(1, Ordering::Relaxed) % self.lanes.slots.len();
+        let mut lane = None;
         let result = tokio::time::timeout(self.operation_timeout, async {
-            let connection = self.lane_connection(index).await?;
+            let (index, connection) = self.lane_connection().await?;
+            lane = Some(index);
             operation(connection).await
         })
         .await
         .unwrap_or(Err(RedisError::Timeout(self.operation_timeout)));
-        if let Err(error) = &result
+        if let (Err(error), Some(index)) = (&result, lane)
             && error.breaks_the_connection()
         {
             self.empty_lane(index);
@@ -154,39 +221,64 @@ impl RedisClient {
         result
     }
 
-    async fn lane_connection(&self, index: usize) -> Result<MultiplexedConnection, RedisError> {
-        let slot = &self.lanes.slots[index];
-        if let Some(held) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            return Ok(MultiplexedConnection::clone(held));
+    async fn lane_connection(&self) -> Result<(usize, MultiplexedConnection), RedisError> {
+        let (index, held, pool) = self.with_lanes(|lanes| {
+            let index = lanes.next;
+            lanes.next = (index + 1) % lanes.slots.len();
+            let held = lanes.slots[index].as_deref().cloned();
+            (index, held, lanes.pool.clone())
+        })?;
+        if let Some(connection) = held {
+            return Ok((index, connection));
         }
-        let object = self.pool.get().await?;
+        let object = pool.get().await?;
         let connection = MultiplexedConnection::clone(&object);
         // If another request refilled the lane meanwhile, ours goes back to the pool.
-        slot.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(object);
-        Ok(connection)
+        self.with_lanes(|lanes| {
+            if let Some(slot) = lanes.slots.get_mut(index) {
+                slot.get_or_insert(object);
+            }
+        })?;
+        Ok((index, connection))
     }
 
+    /// Takes this thread's connection in lane `index` out of the pool for
+    /// good: a broken connection must not be reused.
     fn empty_lane(&self, index: usize) {
-        let held = self.lanes.slots[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        // Taken out of the pool for good: a broken connection must not be reused.
-        if let Some(object) = held {
+        let held = self.with_lanes(|lanes| lanes.slots.get_mut(index).and_then(Option::take));
+        if let Ok(Some(object)) = held {
             drop(Object::take(object));
         }
     }
 
-    /// (connections open, of them idle, requests waiting for one)
+    /// (connections open, of them idle, requests waiting for one), over
+    /// every thread's pool.
     pub fn pool_status(&self) -> (usize, usize, usize) {
-        let status = self.pool.status();
-        (status.size, status.available, status.waiting)
+        let pools = self
+            .shared
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pools.iter().map(Pool::status).fold((0, 0, 0), |sum, status| {
+            (
+                sum.0 + status.size,
+                sum.1 + status.available,
+                sum.2 + status.waiting,
+            )
+        })
     }
 
     pub fn close(&self) {
-        self.pool.close();
+        self.shared.closed.store(true, Ordering::Release);
+        for pool in self
+            .shared
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            pool.close();
+        }
     }
 }
 
@@ -200,6 +292,7 @@ fn describe(error: &RedisError) -> String {
         RedisError::Pool(deadpool_redis::PoolError::Backend(inner))
         | RedisError::Command(inner) => describe_redis(inner),
         RedisError::Pool(other) => other.to_string(),
+        RedisError::Setup(reason) => reason.clone(),
     };
     format!("is not usable: {cause}")
 }
