@@ -90,14 +90,14 @@ pub async fn trace_requests(
             .request()
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
-        let method = response.request().method().as_str().to_string();
+        let method = response.request().method().as_str();
         metrics
             .http_requests
-            .with_label_values(&[method.as_str(), route.as_str(), &status.to_string()])
+            .with_label_values(&[method, route.as_str(), response.status().as_str()])
             .inc();
         metrics
             .http_duration
-            .with_label_values(&[method.as_str(), route.as_str()])
+            .with_label_values(&[method, route.as_str()])
             .observe(started.elapsed().as_secs_f64());
     }
     span.in_scope(|| {

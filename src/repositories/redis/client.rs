@@ -259,13 +259,16 @@ impl RedisClient {
             .pools
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        pools.iter().map(Pool::status).fold((0, 0, 0), |sum, status| {
-            (
-                sum.0 + status.size,
-                sum.1 + status.available,
-                sum.2 + status.waiting,
-            )
-        })
+        pools
+            .iter()
+            .map(Pool::status)
+            .fold((0, 0, 0), |sum, status| {
+                (
+                    sum.0 + status.size,
+                    sum.1 + status.available,
+                    sum.2 + status.waiting,
+                )
+            })
     }
 
     pub fn close(&self) {

@@ -4,6 +4,7 @@
 //! the copy is empty and bypassed, since changes could go unheard.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,9 +23,35 @@ pub struct NearCache {
 
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<Box<str>, Held>,
+    entries: HashMap<Box<str>, Held, BuildHasherDefault<Fnv>>,
     /// Bumped by every invalidation of a key in this shard.
     changes: u64,
+    /// Counted under the shard's lock, so the hot path shares no counter
+    /// between cores.
+    hits: u64,
+    misses: u64,
+}
+
+/// FNV-1a: fast for short keys that differ mostly in their last digits;
+/// the keys are ours, not an attacker's choice of hash collisions.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 struct Held {
@@ -44,8 +71,6 @@ pub struct Ticket {
 
 #[derive(Default)]
 struct Stats {
-    hits: AtomicU64,
-    misses: AtomicU64,
     invalidations: AtomicU64,
     flushes: AtomicU64,
 }
@@ -76,11 +101,10 @@ impl NearCache {
     }
 
     fn shard_of(key: &str) -> usize {
-        // FNV-1a: keys differ mostly in their last digits.
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
-        (hash % SHARDS as u64) as usize
+        let mut hasher = Fnv::default();
+        hasher.write(key.as_bytes());
+        // The high bits: the map inside the shard uses the low ones.
+        (hasher.finish() >> 58) as usize % SHARDS
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Shard> {
@@ -97,23 +121,20 @@ impl NearCache {
         if !self.is_serving() {
             return None;
         }
-        let found = {
-            let mut shard = self.lock(Self::shard_of(key));
-            match shard.entries.get(key) {
-                Some(held) if held.expires > Instant::now() => Some(held.value.clone()),
-                Some(_) => {
-                    shard.entries.remove(key);
-                    None
-                }
-                None => None,
+        let mut shard = self.lock(Self::shard_of(key));
+        let found = match shard.entries.get(key) {
+            Some(held) if held.expires > Instant::now() => Some(held.value.clone()),
+            Some(_) => {
+                shard.entries.remove(key);
+                None
             }
+            None => None,
         };
-        let counter = if found.is_some() {
-            &self.stats.hits
+        if found.is_some() {
+            shard.hits += 1;
         } else {
-            &self.stats.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            shard.misses += 1;
+        }
         found
     }
 
@@ -187,12 +208,17 @@ impl NearCache {
     }
 
     pub fn stats(&self) -> NearCacheStats {
+        let (mut entries, mut hits, mut misses) = (0, 0, 0);
+        for index in 0..SHARDS {
+            let shard = self.lock(index);
+            entries += shard.entries.len();
+            hits += shard.hits;
+            misses += shard.misses;
+        }
         NearCacheStats {
-            entries: (0..SHARDS)
-                .map(|index| self.lock(index).entries.len())
-                .sum(),
-            hits: self.stats.hits.load(Ordering::Relaxed),
-            misses: self.stats.misses.load(Ordering::Relaxed),
+            entries,
+            hits,
+            misses,
             invalidations: self.stats.invalidations.load(Ordering::Relaxed),
             flushes: self.stats.flushes.load(Ordering::Relaxed),
             link_up: self.is_serving(),
@@ -201,7 +227,7 @@ impl NearCache {
 }
 
 /// Makes room: an expired entry if the first few hold one, else any.
-fn evict_one(entries: &mut HashMap<Box<str>, Held>) {
+fn evict_one(entries: &mut HashMap<Box<str>, Held, BuildHasherDefault<Fnv>>) {
     let now = Instant::now();
     let victim = entries
         .iter()
