@@ -2,11 +2,13 @@
 //! that answers every request with exactly one Redis GET. The benchmark
 //! reports the service's throughput as a ratio to this.
 //!
-//!     cargo run --release --example redis_ceiling -- PORT [deadpool|lanes]
+//!     cargo run --release --example redis_ceiling -- PORT [deadpool|lanes|constant]
 //!
 //! `deadpool` (the default) is the plain actix-web + deadpool-redis program:
 //! one shared pool, a checkout per request (deadpool PINGs a connection on
 //! every checkout). `lanes` goes through the service's own `RedisClient`.
+//! `constant` answers the same body without Redis: what wrk and actix-web
+//! can do on this machine at all, the bound on anything served from memory.
 //!
 //! Uses BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
 
@@ -16,6 +18,14 @@ use user_api::config::RedisSettings;
 use user_api::repositories::redis::RedisClient;
 
 const KEY: &str = "bench:ceiling:value";
+
+const USER: &str = r#"{"id":1,"username":"alice","email":"alice@example.com","role":"user","created_at":"2026-11-22T00:00:00Z","updated_at":"2026-11-22T00:00:00Z"}"#;
+
+async fn constant() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(USER)
+}
 
 async fn one_get(redis: web::Data<RedisClient>) -> HttpResponse {
     match redis
@@ -30,16 +40,36 @@ async fn one_get(redis: web::Data<RedisClient>) -> HttpResponse {
     }
 }
 
+/// The plain program: one deadpool pool shared by every worker, a
+/// checkout per request.
+async fn one_get_deadpool(pool: web::Data<deadpool_redis::Pool>) -> HttpResponse {
+    let Ok(mut connection) = pool.get().await else {
+        return HttpResponse::ServiceUnavailable().finish();
+    };
+    match redis::cmd("GET")
+        .arg(KEY)
+        .query_async::<Option<Vec<u8>>>(&mut connection)
+        .await
+    {
+        Ok(Some(body)) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let port: u16 = std::env::args().nth(1).map_or(Ok(18081), |p| p.parse())?;
+    let mode = std::env::args().nth(2).unwrap_or_else(|| "deadpool".into());
     let url =
         std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
     let settings = RedisSettings {
         url: SecretString::from(url.clone()),
         key_prefix: "bench:".into(),
-        pool_max_size: 16,
-        pool_min_idle: 4,
+        pool_max_size: 4,
+        pool_min_idle: 2,
         lanes: 2,
         wait_timeout_ms: 200,
         create_timeout_ms: 500,
@@ -47,15 +77,20 @@ async fn main() -> anyhow::Result<()> {
         operation_timeout_ms: 300,
     };
     let redis = RedisClient::connect(&settings).await?;
-    let user = r#"{"id":1,"username":"alice","email":"alice@example.com","role":"user","created_at":"2026-11-22T00:00:00Z","updated_at":"2026-11-22T00:00:00Z"}"#;
     redis
-        .query::<()>(redis::cmd("SET").arg(KEY).arg(user))
+        .query::<()>(redis::cmd("SET").arg(KEY).arg(USER))
         .await?;
-    let data = web::Data::new(redis);
+    let client = web::Data::new(redis);
+    let pool = web::Data::new(
+        deadpool_redis::Config::from_url(url).create_pool(Some(deadpool_redis::Runtime::Tokio1))?,
+    );
     HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .default_service(web::to(one_get))
+        let app = App::new().app_data(client.clone()).app_data(pool.clone());
+        match mode.as_str() {
+            "constant" => app.default_service(web::to(constant)),
+            "lanes" => app.default_service(web::to(one_get)),
+            _ => app.default_service(web::to(one_get_deadpool)),
+        }
     })
     .bind(("127.0.0.1", port))?
     .run()
