@@ -84,7 +84,7 @@ async fn assert_degraded(
 
 /// The service layer of a second instance over the same Redis and database,
 /// built while Redis is up, to look at the cache-aside read on its own.
-async fn user_service(app: &TestApp) -> web::Data<UserService> {
+pub async fn user_service(app: &TestApp) -> web::Data<UserService> {
     let redis = RedisClient::connect(&app.settings.redis).await.unwrap();
     AppState::build(&app.settings, &app.database, &redis)
         .unwrap()
