@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use user_api::config::RedisSettings;
 use user_api::metrics::Metrics;
 use user_api::repositories::redis::{KeyScanner, Keys, NearCache, RedisClient};
@@ -24,17 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let url =
         std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
     let prefix = format!("bench:{}:", uuid::Uuid::new_v4().simple());
-    let settings = RedisSettings {
-        url: SecretString::from(url.clone()),
-        key_prefix: prefix.clone(),
-        pool_max_size: 4,
-        pool_min_idle: 1,
-        lanes: 2,
-        wait_timeout_ms: 1000,
-        create_timeout_ms: 1000,
-        recycle_timeout_ms: 1000,
-        operation_timeout_ms: 5000,
-    };
+    let settings = RedisSettings::for_tool(&url, &prefix);
     let client = RedisClient::connect(&settings).await?;
     let keys = Keys::new(&prefix);
     let mut connection = redis::Client::open(url.as_str())?

@@ -13,7 +13,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use user_api::config::RedisSettings;
 use user_api::repositories::redis::{NearCache, TrackingLink};
@@ -50,17 +49,7 @@ fn summary(name: &str, mut delays: Vec<Duration>, extra: Value) -> Value {
 
 async fn link(url: &str, rounds: usize, name: &str) -> anyhow::Result<Value> {
     let prefix = format!("bench:near:{}:", uuid::Uuid::new_v4().simple());
-    let settings = RedisSettings {
-        url: SecretString::from(url.to_string()),
-        key_prefix: prefix.clone(),
-        pool_max_size: 2,
-        pool_min_idle: 1,
-        lanes: 1,
-        wait_timeout_ms: 1000,
-        create_timeout_ms: 1000,
-        recycle_timeout_ms: 1000,
-        operation_timeout_ms: 1000,
-    };
+    let settings = RedisSettings::for_tool(url, &prefix);
     let near = NearCache::new(1000, Duration::from_secs(60));
     let _link = TrackingLink::start(
         &settings,

@@ -13,7 +13,6 @@
 //! Uses BENCH_REDIS_URL (default redis://127.0.0.1:6379/14).
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use secrecy::SecretString;
 use user_api::config::RedisSettings;
 use user_api::repositories::redis::RedisClient;
 
@@ -28,16 +27,12 @@ async fn constant() -> HttpResponse {
 }
 
 async fn one_get(redis: web::Data<RedisClient>) -> HttpResponse {
-    match redis
-        .query::<Option<Vec<u8>>>(redis::cmd("GET").arg(KEY))
-        .await
-    {
-        Ok(Some(body)) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(body),
-        Ok(None) => HttpResponse::NotFound().finish(),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
-    }
+    answer(
+        redis
+            .query::<Option<Vec<u8>>>(redis::cmd("GET").arg(KEY))
+            .await
+            .map_err(drop),
+    )
 }
 
 /// The plain program: one deadpool pool shared by every worker, a
@@ -46,16 +41,22 @@ async fn one_get_deadpool(pool: web::Data<deadpool_redis::Pool>) -> HttpResponse
     let Ok(mut connection) = pool.get().await else {
         return HttpResponse::ServiceUnavailable().finish();
     };
-    match redis::cmd("GET")
-        .arg(KEY)
-        .query_async::<Option<Vec<u8>>>(&mut connection)
-        .await
-    {
+    answer(
+        redis::cmd("GET")
+            .arg(KEY)
+            .query_async::<Option<Vec<u8>>>(&mut connection)
+            .await
+            .map_err(drop),
+    )
+}
+
+fn answer(value: Result<Option<Vec<u8>>, ()>) -> HttpResponse {
+    match value {
         Ok(Some(body)) => HttpResponse::Ok()
             .content_type("application/json")
             .body(body),
         Ok(None) => HttpResponse::NotFound().finish(),
-        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+        Err(()) => HttpResponse::ServiceUnavailable().finish(),
     }
 }
 
@@ -66,15 +67,8 @@ async fn main() -> anyhow::Result<()> {
     let url =
         std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
     let settings = RedisSettings {
-        url: SecretString::from(url.clone()),
-        key_prefix: "bench:".into(),
-        pool_max_size: 4,
-        pool_min_idle: 2,
-        lanes: 2,
-        wait_timeout_ms: 200,
-        create_timeout_ms: 500,
-        recycle_timeout_ms: 200,
         operation_timeout_ms: 300,
+        ..RedisSettings::for_tool(&url, "bench:")
     };
     let redis = RedisClient::connect(&settings).await?;
     redis

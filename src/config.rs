@@ -244,6 +244,22 @@ impl RedisSettings {
     pub fn operation_timeout(&self) -> Duration {
         Duration::from_millis(self.operation_timeout_ms)
     }
+
+    /// Settings for a tool (a benchmark, an example) on a local Redis:
+    /// small pools, generous timeouts.
+    pub fn for_tool(url: &str, key_prefix: &str) -> Self {
+        Self {
+            url: SecretString::from(url.to_string()),
+            key_prefix: key_prefix.to_string(),
+            pool_max_size: 4,
+            pool_min_idle: 1,
+            lanes: 2,
+            wait_timeout_ms: 1000,
+            create_timeout_ms: 1000,
+            recycle_timeout_ms: 1000,
+            operation_timeout_ms: 5000,
+        }
+    }
 }
 
 /// A URL with its password replaced, safe to print.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, TestApp, TestUser, spawn_app_with};
 use crate::on_both_databases;
 use crate::redis_server::RedisServer;
 
@@ -145,8 +145,9 @@ on_both_databases! {
     }
 }
 
-/// An app with the near cache on, on a Redis server of the test's own.
-async fn app_on_own_redis(redis: &RedisServer) -> TestApp {
+/// An app with the near cache on, on a Redis server of the test's own,
+/// and a user it holds near: (app, the user, the user's path).
+async fn warm_app_on_own_redis(redis: &RedisServer) -> (TestApp, TestUser, String) {
     let url = redis.url();
     let app = spawn_app_with(Backend::Sqlite, |settings| {
         settings.redis.url = SecretString::from(url);
@@ -154,7 +155,10 @@ async fn app_on_own_redis(redis: &RedisServer) -> TestApp {
     })
     .await;
     wait_for_link(&app).await;
-    app
+    let alice = app.user("alice").await;
+    let path = format!("/api/v1/users/{}", alice.id);
+    warm(&app, &path, &alice.token).await;
+    (app, alice, path)
 }
 
 async fn tracking_client_id(app: &TestApp) -> i64 {
@@ -180,10 +184,7 @@ async fn tracking_client_id(app: &TestApp) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_made_while_the_link_is_down_is_never_served_from_the_near_cache() {
     let redis = RedisServer::start();
-    let app = app_on_own_redis(&redis).await;
-    let alice = app.user("alice").await;
-    let path = format!("/api/v1/users/{}", alice.id);
-    warm(&app, &path, &alice.token).await;
+    let (app, alice, path) = warm_app_on_own_redis(&redis).await;
     let flushes = app.metric(FLUSHES).await;
     let mut connection = app.redis_connection().await;
     let id = tracking_client_id(&app).await;
@@ -211,10 +212,7 @@ async fn a_change_made_while_the_link_is_down_is_never_served_from_the_near_cach
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_makes_the_near_cache_step_aside_and_sessions_fail_closed() {
     let redis = RedisServer::start();
-    let app = app_on_own_redis(&redis).await;
-    let alice = app.user("alice").await;
-    let path = format!("/api/v1/users/{}", alice.id);
-    warm(&app, &path, &alice.token).await;
+    let (app, alice, path) = warm_app_on_own_redis(&redis).await;
     redis.pause();
     // The heartbeat (250 ms, answered within the 300 ms operation timeout)
     // notices; until then the copy is as fresh as Redis, which cannot change.
