@@ -13,8 +13,8 @@ for line in open(path):
     if entry["name"] == "ready_ms":
         ready.append(entry["value"])
 
-# The higher of the two ceilings: a faster client stack must not flatter the ratios.
-ceiling = max(rows["ceiling"]["rps"], rows["ceiling_lanes"]["rps"])
+# The highest one-GET ceiling: a faster client stack must not flatter the ratios.
+ceiling = max(rows[name]["rps"] for name in ("ceiling", "ceiling_per_worker", "ceiling_lanes"))
 
 
 def row(label, name, note=""):
@@ -29,6 +29,10 @@ def row(label, name, note=""):
 
 def value(name, key="value"):
     return rows[name][key] if name in rows else None
+
+
+def of_reference(name):
+    return f"{rows[name]['rps'] / rows['ceiling_per_worker']['rps']:.1f}×"
 
 
 def delay(label, name, note):
@@ -54,12 +58,13 @@ lines = [
     "",
     f"`bench/run` on {datetime.date.today()}, {os.cpu_count()} cores, everything on one machine "
     f"(wrk -t1 -c{connections}, {duration} s per workload, {users} seeded users, Redis on loopback). "
-    "Ratios are to the higher of the two ceilings measured in the same run: absolute numbers "
+    "Ratios are to the highest of the one-GET ceilings measured in the same run: absolute numbers "
     "move with the machine's load, ratios much less.",
     "",
     "| workload | req/s | of ceiling | p50 ms | p99 ms | errors | notes |",
     "| --- | --- | --- | --- | --- | --- | --- |",
     row("actix-web + deadpool-redis as usually written: one shared pool, a checkout (PING) and one GET per request (`examples/redis_ceiling.rs`)", "ceiling"),
+    row("the same with one deadpool pool per actix worker (the issue's reference ceiling)", "ceiling_per_worker"),
     row("**ceiling**: the same one GET through the service's `RedisClient` (a pool per thread, multiplexed lanes, no checkout)", "ceiling_lanes"),
     row("bound of this machine: the same actix-web program answering a constant body, no Redis (wrk and the kernel's share)", "constant"),
     row("(a) GET /users/{id}, cache hits, bearer token, rate limiter on", "a"),
@@ -75,6 +80,11 @@ lines = [
         f"keeps {keep:.0%} of its throughput"),
     row("(a) with the near cache on (`cache.near_enabled`), rate limiter on", "a_near"),
     row("(a) near cache on, on the second instance while the delays below are measured", "a_near_b"),
+    "",
+    f"Against the issue's reference ceiling (deadpool-redis, one pool per worker) instead: "
+    f"(a) {of_reference('a')} with the rate limiter, {of_reference('a_no_limiter')} without, "
+    f"{of_reference('a_near')} with the near cache; (b) SQLite {of_reference('b_sqlite')}, "
+    f"PostgreSQL {of_reference('b_postgres')}.",
     "",
     "Near cache: how long a change stays invisible to another instance",
     "",

@@ -2,11 +2,13 @@
 //! that answers every request with exactly one Redis GET. The benchmark
 //! reports the service's throughput as a ratio to this.
 //!
-//!     cargo run --release --example redis_ceiling -- PORT [deadpool|lanes|constant]
+//!     cargo run --release --example redis_ceiling -- PORT [deadpool|deadpool-per-worker|lanes|constant]
 //!
 //! `deadpool` (the default) is the plain actix-web + deadpool-redis program:
 //! one shared pool, a checkout per request (deadpool PINGs a connection on
-//! every checkout). `lanes` goes through the service's own `RedisClient`.
+//! every checkout); `deadpool-per-worker` builds one such pool per actix
+//! worker, the reference ceiling. `lanes` goes through the service's
+//! own `RedisClient`.
 //! `constant` answers the same body without Redis: what wrk and actix-web
 //! can do on this machine at all, the bound on anything served from memory.
 //!
@@ -75,11 +77,20 @@ async fn main() -> anyhow::Result<()> {
         .query::<()>(redis::cmd("SET").arg(KEY).arg(USER))
         .await?;
     let client = web::Data::new(redis);
-    let pool = web::Data::new(
-        deadpool_redis::Config::from_url(url).create_pool(Some(deadpool_redis::Runtime::Tokio1))?,
-    );
+    let new_pool = move || {
+        deadpool_redis::Config::from_url(url.clone())
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map(web::Data::new)
+    };
+    let shared_pool = new_pool()?;
     HttpServer::new(move || {
-        let app = App::new().app_data(client.clone()).app_data(pool.clone());
+        // Per worker: built here, inside the factory, which runs on each worker.
+        let pool = if mode == "deadpool-per-worker" {
+            new_pool().unwrap_or_else(|_| shared_pool.clone())
+        } else {
+            shared_pool.clone()
+        };
+        let app = App::new().app_data(client.clone()).app_data(pool);
         match mode.as_str() {
             "constant" => app.default_service(web::to(constant)),
             "lanes" => app.default_service(web::to(one_get)),
