@@ -3,7 +3,7 @@
 //! `Forwarded` / `X-Forwarded-For` that is not a trusted proxy. IPv6 clients
 //! are grouped by /64, since one host commonly holds a whole /64.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,21 +97,6 @@ fn parse_address(text: &str) -> Option<IpAddr> {
     text.rsplit_once(':')?.0.parse().ok()
 }
 
-/// The rate-limit key of an address: IPv4 as is, IPv6 by its /64.
-pub fn client_key(address: IpAddr) -> ClientKey {
-    match address {
-        IpAddr::V4(v4) => ClientKey(v4.to_string()),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => ClientKey(v4.to_string()),
-            None => {
-                let s = v6.segments();
-                let network = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-                ClientKey(format!("{network}/64"))
-            }
-        },
-    }
-}
-
 /// Extracts the client key of a request; also actix-governor's key extractor.
 #[derive(Debug, Clone)]
 pub struct ClientKeyExtractor {
@@ -135,7 +120,7 @@ impl ClientKeyExtractor {
         let peer = request
             .peer_addr()
             .map_or(IpAddr::from([0, 0, 0, 0]), |address| address.ip());
-        client_key(self.proxies.client_address(
+        ClientKey::of(self.proxies.client_address(
             peer,
             header("forwarded"),
             header("x-forwarded-for"),
@@ -210,15 +195,18 @@ mod tests {
     #[test]
     fn ipv6_clients_are_grouped_by_their_64() {
         assert_eq!(
-            client_key(ip("2001:db8:1:2:aaaa::1")).0,
+            ClientKey::of(ip("2001:db8:1:2:aaaa::1")).to_string(),
             "2001:db8:1:2::/64"
         );
         assert_eq!(
-            client_key(ip("2001:db8:1:2:bbbb::9")).0,
+            ClientKey::of(ip("2001:db8:1:2:bbbb::9")).to_string(),
             "2001:db8:1:2::/64"
         );
-        assert_eq!(client_key(ip("::ffff:192.0.2.8")).0, "192.0.2.8");
-        assert_eq!(client_key(ip("192.0.2.8")).0, "192.0.2.8");
+        assert_eq!(
+            ClientKey::of(ip("::ffff:192.0.2.8")).to_string(),
+            "192.0.2.8"
+        );
+        assert_eq!(ClientKey::of(ip("192.0.2.8")).to_string(), "192.0.2.8");
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! that every instance shares, so N instances still allow only the limit.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use prometheus::IntCounter;
 
 use actix_governor::governor::RateLimiter;
 use actix_governor::governor::clock::{Clock, DefaultClock};
@@ -17,9 +20,37 @@ use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::repositories::redis::{Keys, RateDecision, RateLimitStore, RedisError};
 
-/// Whom a limit counts: a client address (IPv6 grouped by /64).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClientKey(pub String);
+/// Whom a limit counts: a client address, IPv4-mapped IPv6 as IPv4 and
+/// other IPv6 by its /64 network (the address with its host part zeroed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(_) => Self(address),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => {
+                    let s = v6.segments();
+                    Self(IpAddr::V6(Ipv6Addr::new(
+                        s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                    )))
+                }
+            },
+        }
+    }
+}
+
+/// As it appears in Redis keys: `192.0.2.8`, `2001:db8:1:2::/64`.
+impl std::fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
 
 /// The in-process tier: actix-governor's keyed GCRA limiter.
 pub type LocalLimiter = RateLimiter<
@@ -57,7 +88,10 @@ pub struct RateLimitService {
     keys: Keys,
     settings: RateLimitSettings,
     shield: Arc<LocalLimiter>,
-    metrics: Arc<Metrics>,
+    /// `rate_limit_decisions_total` of each limit: [allowed, denied],
+    /// looked up once rather than by label on every request.
+    api_decisions: [IntCounter; 2],
+    login_decisions: [IntCounter; 2],
     reservations: Mutex<HashMap<ClientKey, Reservation>>,
 }
 
@@ -92,21 +126,21 @@ impl RateLimitService {
             keys,
             settings: settings.clone(),
             shield,
-            metrics,
+            api_decisions: ["allowed", "denied"]
+                .map(|outcome| metrics.rate_limit.with_label_values(&["api", outcome])),
+            login_decisions: ["allowed", "denied"]
+                .map(|outcome| metrics.rate_limit.with_label_values(&["login", outcome])),
             reservations: Mutex::default(),
         }
     }
 
     fn count(&self, limit: &str, decision: &RateDecision) {
-        let outcome = if decision.allowed {
-            "allowed"
+        let counters = if limit == "api" {
+            &self.api_decisions
         } else {
-            "denied"
+            &self.login_decisions
         };
-        self.metrics
-            .rate_limit
-            .with_label_values(&[limit, outcome])
-            .inc();
+        counters[usize::from(!decision.allowed)].inc();
     }
 
     /// Forgets in-process counters of clients that have been quiet long
@@ -176,7 +210,7 @@ impl RateLimitService {
             1
         };
         let window = Duration::from_secs(self.settings.window_seconds);
-        let key = self.keys.rate_limit("api", &client.0);
+        let key = self.keys.rate_limit("api", &client.to_string());
         let limit = self.settings.requests;
         let mut decision = self
             .store
@@ -202,7 +236,7 @@ impl RateLimitService {
             .filter(|earlier| earlier.made.elapsed() <= RESERVATION_LIFETIME)
             .map_or(0, |earlier| earlier.left);
         reservations.insert(
-            client.clone(),
+            *client,
             Reservation {
                 left: unused + granted - 1,
                 decision,
@@ -227,7 +261,7 @@ impl RateLimitService {
             return Ok(None);
         }
         let keys = [
-            self.keys.rate_limit("login-ip", &client.0),
+            self.keys.rate_limit("login-ip", &client.to_string()),
             self.keys
                 .rate_limit("login-account", &account.to_lowercase()),
         ];

@@ -9,19 +9,19 @@ use crate::domain::{User, UserId};
 /// A cache key tied to the type of the value stored under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey<T> {
+    /// `{prefix}cache:{name}`, built once (it is on every cached read).
     key: String,
-    prefix: String,
-    /// The key without the prefix and the cache namespace (`user:42`).
-    name: String,
+    prefix_len: usize,
     value: PhantomData<fn() -> T>,
 }
 
+const CACHE_NAMESPACE: &str = "cache:";
+
 impl<T> CacheKey<T> {
-    fn new(prefix: &str, name: String) -> Self {
+    fn new(prefix: &str, name: std::fmt::Arguments<'_>) -> Self {
         Self {
-            key: format!("{prefix}cache:{name}"),
-            prefix: prefix.to_string(),
-            name,
+            key: format!("{prefix}{CACHE_NAMESPACE}{name}"),
+            prefix_len: prefix.len(),
             value: PhantomData,
         }
     }
@@ -33,7 +33,9 @@ impl<T> CacheKey<T> {
     /// The lease that lets one instance at a time load this entry. It lives
     /// under `lock:`, out of reach of cache eviction.
     pub fn fill_lease(&self) -> String {
-        format!("{}lock:fill:{}", self.prefix, self.name)
+        let (prefix, rest) = self.key.split_at(self.prefix_len);
+        let name = &rest[CACHE_NAMESPACE.len()..];
+        format!("{prefix}lock:fill:{name}")
     }
 }
 
@@ -51,11 +53,11 @@ impl Keys {
 
     /// Everything admin eviction may touch lives under this.
     pub fn cache_namespace(&self) -> String {
-        format!("{}cache:", self.prefix)
+        format!("{}{CACHE_NAMESPACE}", self.prefix)
     }
 
     pub fn user(&self, id: UserId) -> CacheKey<User> {
-        CacheKey::new(&self.prefix, format!("user:{id}"))
+        CacheKey::new(&self.prefix, format_args!("user:{id}"))
     }
 
     /// Where sessions live (tracked by the near cache).
@@ -152,6 +154,7 @@ mod tests {
     fn keys_follow_the_contract_layout() {
         let keys = Keys::new("app:");
         assert_eq!(keys.user(UserId(42)).as_str(), "app:cache:user:42");
+        assert_eq!(keys.user(UserId(42)).fill_lease(), "app:lock:fill:user:42");
         assert_eq!(keys.session(UserId(42)), "app:session:user:42");
         assert!(
             keys.user(UserId(42))
