@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
@@ -308,9 +308,10 @@ fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
 }
 
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow::Result<Server> {
+    let cors_enabled = state.cors.allows_any();
     let mut server = HttpServer::new(move || {
         App::new()
-            .wrap(from_fn(cors::cors))
+            .wrap(Condition::new(cors_enabled, from_fn(cors::cors)))
             .wrap(from_fn(telemetry::trace_requests))
             .app_data(state.auth.clone())
             .app_data(state.users.clone())

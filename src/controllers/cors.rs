@@ -24,6 +24,12 @@ pub struct CorsPolicy {
 }
 
 impl CorsPolicy {
+    /// Whether any origin is allowed; without one the middleware is not
+    /// installed at all.
+    pub fn allows_any(&self) -> bool {
+        !self.origins.is_empty()
+    }
+
     pub fn new(settings: &CorsSettings) -> Self {
         Self {
             origins: settings
