@@ -22,6 +22,9 @@ impl SessionService {
 
     /// The `jti` of the user's current session.
     pub async fn current(&self, user: UserId) -> Result<Option<String>, RedisError> {
+        if !self.near.is_serving() {
+            return self.store.current(user).await;
+        }
         let key = self.keys.session(user);
         if let Some(jti) = self.near.get(&key) {
             return Ok(Some(String::from_utf8_lossy(&jti).into_owned()));
@@ -43,6 +46,9 @@ impl SessionService {
         other: &str,
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
+        if !self.near.is_serving() {
+            return self.store.current_with(user, other).await;
+        }
         let key = self.keys.session(user);
         if let Some(jti) = self.near.get(&key)
             && let Some(value) = self.near.get(other)
