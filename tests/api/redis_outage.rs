@@ -161,3 +161,38 @@ async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login_on_sqli
 async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login_on_postgres() {
     a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(Backend::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_costs_at_most_one_failed_request() {
+    let mut redis = RedisServer::start();
+    let app = app_on(&redis, Backend::Sqlite).await;
+    let alice = app.user("alice").await;
+    let admin = app.admin("root").await;
+    // Connections on every worker thread, all broken at once by the restart.
+    for _ in 0..20 {
+        assert_eq!(
+            app.get("/api/v1/users/me", &alice.token).await.status(),
+            200
+        );
+    }
+    redis.restart();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            app.get("/api/v1/users/me", &admin.token)
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    // The restart emptied Redis: the session is gone (401); one request may
+    // meet a broken connection first (503); the others know to reconnect.
+    let failed = statuses.iter().filter(|status| **status == 503).count();
+    assert!(failed <= 1, "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|status| *status == 401 || *status == 503),
+        "{statuses:?}"
+    );
+}

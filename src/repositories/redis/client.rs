@@ -52,12 +52,18 @@ struct Shared {
     /// Every thread's pool, for status and for closing.
     pools: Mutex<Vec<Pool>>,
     closed: AtomicBool,
+    /// Bumped when a connection of this client fails (not a mere timeout):
+    /// the usual cause, Redis restarting or the network dropping, breaks
+    /// every thread's connections at once, and each thread would otherwise
+    /// find out with one failed request per lane.
+    failures: AtomicU64,
 }
 
 /// One thread's pool and lanes, for one client.
 struct ThreadLanes {
     pool: Pool,
-    slots: Vec<Option<Object>>,
+    /// Each lane's connection, and `failures` when it was opened.
+    slots: Vec<Option<(Object, u64)>>,
     next: usize,
 }
 
@@ -70,14 +76,18 @@ thread_local! {
 impl RedisError {
     /// Whether the connection that gave this error should not be used again.
     fn breaks_the_connection(&self) -> bool {
+        matches!(self, RedisError::Timeout(_)) || self.is_connection_failure()
+    }
+
+    /// Whether the connection itself failed (closed, reset, unusable).
+    fn is_connection_failure(&self) -> bool {
         match self {
-            RedisError::Timeout(_) => true,
-            RedisError::Pool(_) | RedisError::Setup(_) => false,
             RedisError::Command(error) => {
                 error.is_io_error()
                     || error.is_connection_dropped()
                     || error.is_unrecoverable_error()
             }
+            _ => false,
         }
     }
 }
@@ -125,6 +135,7 @@ impl RedisClient {
                 settings: settings.clone(),
                 pools: Mutex::default(),
                 closed: AtomicBool::new(false),
+                failures: AtomicU64::new(0),
             }),
             operation_timeout: settings.operation_timeout(),
         };
@@ -217,17 +228,31 @@ impl RedisClient {
             && error.breaks_the_connection()
         {
             self.empty_lane(index);
+            if error.is_connection_failure() {
+                self.shared.failures.fetch_add(1, Ordering::AcqRel);
+            }
         }
         result
     }
 
     async fn lane_connection(&self) -> Result<(usize, MultiplexedConnection), RedisError> {
-        let (index, held, pool) = self.with_lanes(|lanes| {
+        let failures = self.shared.failures.load(Ordering::Acquire);
+        let (index, held, stale, pool) = self.with_lanes(|lanes| {
             let index = lanes.next;
             lanes.next = (index + 1) % lanes.slots.len();
-            let held = lanes.slots[index].as_deref().cloned();
-            (index, held, lanes.pool.clone())
+            let slot = &mut lanes.slots[index];
+            // Opened before a connection failure elsewhere: likely broken too.
+            let stale = slot
+                .take_if(|(_, opened)| *opened != failures)
+                .map(|(object, _)| object);
+            let held = slot
+                .as_ref()
+                .map(|(object, _)| MultiplexedConnection::clone(object));
+            (index, held, stale, lanes.pool.clone())
         })?;
+        if let Some(stale) = stale {
+            drop(Object::take(stale));
+        }
         if let Some(connection) = held {
             return Ok((index, connection));
         }
@@ -236,7 +261,7 @@ impl RedisClient {
         // If another request refilled the lane meanwhile, ours goes back to the pool.
         self.with_lanes(|lanes| {
             if let Some(slot) = lanes.slots.get_mut(index) {
-                slot.get_or_insert(object);
+                slot.get_or_insert((object, failures));
             }
         })?;
         Ok((index, connection))
@@ -246,7 +271,7 @@ impl RedisClient {
     /// good: a broken connection must not be reused.
     fn empty_lane(&self, index: usize) {
         let held = self.with_lanes(|lanes| lanes.slots.get_mut(index).and_then(Option::take));
-        if let Ok(Some(object)) = held {
+        if let Ok(Some((object, _))) = held {
             drop(Object::take(object));
         }
     }
