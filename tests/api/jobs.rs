@@ -146,29 +146,29 @@ fn worker_process(app: &TestApp) -> Child {
     command.spawn().unwrap()
 }
 
-/// Registers alice and returns a worker process that is stuck in the middle
-/// of sending her welcome mail (the sink must be stalling).
-async fn worker_stalled_on_alices_mail(app: &TestApp, sink: &SmtpSink) -> Child {
-    let worker = worker_process(app);
+/// A stalling mail sink, a server that runs no workers (separate worker
+/// processes do the jobs), and a worker process stuck in the middle of
+/// sending alice's welcome mail.
+async fn worker_stalled_on_alices_mail() -> (SmtpSink, TestApp, Child) {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Stall);
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.worker.enabled = false
+    })
+    .await;
+    let worker = worker_process(&app);
     assert_eq!(app.register("alice").await.status(), 201);
     let deadline = Instant::now() + Duration::from_secs(15);
     while sink.stalled() == 0 {
         assert!(Instant::now() < deadline, "the worker never sent");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    worker
+    (sink, app, worker)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_worker_killed_mid_send_is_delivered_after_the_visibility_timeout() {
-    let sink = SmtpSink::start().await;
-    sink.set_mode(Mode::Stall);
-    // The server runs no workers: separate worker processes do the jobs.
-    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
-        settings.worker.enabled = false
-    })
-    .await;
-    let mut first = worker_stalled_on_alices_mail(&app, &sink).await;
+    let (sink, app, mut first) = worker_stalled_on_alices_mail().await;
     first.kill().unwrap(); // SIGKILL: no chance to hand the job back
     first.wait().unwrap();
     sink.set_mode(Mode::Accept);
@@ -269,13 +269,7 @@ async fn a_pending_welcome_mail_survives_redis_restarting_empty() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_stopped_with_sigterm_exits_0_and_its_job_is_still_delivered() {
-    let sink = SmtpSink::start().await;
-    sink.set_mode(Mode::Stall);
-    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
-        settings.worker.enabled = false
-    })
-    .await;
-    let mut first = worker_stalled_on_alices_mail(&app, &sink).await;
+    let (sink, app, mut first) = worker_stalled_on_alices_mail().await;
     let stopped = Instant::now();
     std::process::Command::new("kill")
         .arg("-TERM")
