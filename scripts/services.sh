@@ -6,9 +6,11 @@
 say() { printf '==> %s\n' "$*" >&2; }
 
 # Answers PING at host:port? Uses bash's /dev/tcp, so no client is needed.
+# The braces matter: `exec 3<>... 2>/dev/null` alone would send all of the
+# shell's later stderr to /dev/null.
 redis_answers() {
     local host=$1 port=$2 reply
-    exec 3<>"/dev/tcp/$host/$port" 2>/dev/null || return 1
+    { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null || return 1
     printf 'PING\r\n' >&3
     IFS= read -r -t 2 reply <&3 || reply=""
     exec 3>&- 3<&-
@@ -40,51 +42,96 @@ install_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# ensure_redis HOST PORT: a redis-server answering there (local hosts only).
+# ensure_redis URL [OPT_IN]: a Redis answering at URL. A redis-server is
+# started (and installed, if we may) only when URL is the default one,
+# redis://127.0.0.1:6379[/db], or OPT_IN is 1: a typo in a URL must not
+# bring up a second, empty Redis. What we start, we stop when the calling
+# script exits (stop_started_redis, called from its EXIT trap).
+started_redis_pid=""
 ensure_redis() {
-    local host=${1:-127.0.0.1} port=${2:-6379}
+    local url=$1 opt_in=${2:-0} host port
+    read -r host port < <(redis_host_port "$url")
+    if [[ $url == rediss://* ]]; then
+        # TLS: we cannot PING it from bash; an open port will do.
+        port_open "$host" "$port" && return 0
+        say "nothing answers at $host:$port (a rediss:// URL); start that Redis, or fix the URL"
+        return 1
+    fi
     redis_answers "$host" "$port" && return 0
+    if [[ ! ($host == 127.0.0.1 || $host == localhost) || $port != 6379 ]] && [[ $opt_in != 1 ]]; then
+        say "nothing answers as Redis at $host:$port; start your Redis there, fix the URL, or set START_REDIS=1 to have a local redis-server started on that port"
+        return 1
+    fi
     case $host in
         127.0.0.1 | localhost | ::1) ;;
-        *) say "Redis at $host:$port does not answer; start it or set APP__REDIS__URL"; return 1 ;;
+        *) say "Redis at $host:$port does not answer, and only a local one can be started for you"; return 1 ;;
     esac
     command -v redis-server >/dev/null || install_packages redis-server || return 1
-    say "starting redis-server on $host:$port (no persistence)"
-    mkdir -p "${TMPDIR:-/tmp}/user-api-redis"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
-        --dir "${TMPDIR:-/tmp}/user-api-redis" --logfile "${TMPDIR:-/tmp}/user-api-redis/redis.log"
+    local dir="${TMPDIR:-/tmp}/user-api-redis-$port"
+    mkdir -p "$dir"
+    say "starting redis-server on 127.0.0.1:$port (no persistence; stopped when this script exits; log: $dir/redis.log)"
+    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+        --dir "$dir" --logfile "$dir/redis.log" &
+    started_redis_pid=$!
     for _ in $(seq 50); do
         redis_answers 127.0.0.1 "$port" && return 0
         sleep 0.1
     done
-    say "redis-server did not come up; see ${TMPDIR:-/tmp}/user-api-redis/redis.log"
+    say "redis-server did not come up; see $dir/redis.log"
     return 1
 }
 
-# ensure_postgres: a PostgreSQL on 127.0.0.1:5432 that TEST_POSTGRES_URL can
-# use; exports TEST_POSTGRES_URL.
+# Stops the redis-server ensure_redis started, if any.
+stop_started_redis() {
+    if [[ -n $started_redis_pid ]] && kill -0 "$started_redis_pid" 2>/dev/null; then
+        say "stopping the redis-server this script started (pid $started_redis_pid)"
+        kill "$started_redis_pid" 2>/dev/null || true
+        wait "$started_redis_pid" 2>/dev/null || true
+    fi
+    started_redis_pid=""
+}
+
+# ensure_postgres: a PostgreSQL that TEST_POSTGRES_URL can use, on the host
+# and port that URL names; exports TEST_POSTGRES_URL. A local Debian
+# cluster is started (on that port) when nothing answers there.
 ensure_postgres() {
     export TEST_POSTGRES_URL=${TEST_POSTGRES_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
-    if ! port_open 127.0.0.1 5432; then
+    local host port
+    read -r host port < <(url_host_port "$TEST_POSTGRES_URL" 5432)
+    if ! port_open "$host" "$port"; then
+        case $host in
+            127.0.0.1 | localhost | ::1) ;;
+            *) say "PostgreSQL at $host:$port (TEST_POSTGRES_URL) does not answer"; return 1 ;;
+        esac
         if ! command -v pg_ctlcluster >/dev/null; then
             install_packages postgresql || return 1
         fi
-        local version
+        local version status=0
         version=$(find /etc/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | sort -V | tail -n 1)
         [[ -n $version ]] || { say "no PostgreSQL cluster found under /etc/postgresql"; return 1; }
-        say "starting PostgreSQL $version"
-        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || return 1
+        say "starting PostgreSQL $version on port $port"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start -- -o "-p $port" || status=$?
+        # 2: the cluster was already running (e.g. started by the package's
+        # install on a systemd machine); it may just not be up yet.
+        if [[ $status != 0 && $status != 2 ]]; then
+            say "pg_ctlcluster $version main start failed (exit $status)"
+            return 1
+        fi
         for _ in $(seq 100); do
-            port_open 127.0.0.1 5432 && break
+            port_open "$host" "$port" && break
             sleep 0.1
         done
+        port_open "$host" "$port" || {
+            say "PostgreSQL $version does not answer on $host:$port (pg_lsclusters shows the port it uses)"
+            return 1
+        }
     fi
     command -v psql >/dev/null || install_packages postgresql-client || return 1
     if ! psql "$TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null 2>&1; then
         # A fresh install only lets the postgres OS user in: give the
         # database user the password the tests use.
         say "setting a password for the postgres database user (local test server)"
-        as_root runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
+        as_root runuser -u postgres -- psql -p "$port" -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null
         psql "$TEST_POSTGRES_URL" -qAtc 'select 1' >/dev/null || {
             say "cannot log in to PostgreSQL as $TEST_POSTGRES_URL"
             return 1
@@ -92,12 +139,18 @@ ensure_postgres() {
     fi
 }
 
-# host and port of a redis:// URL (default 127.0.0.1 6379)
-redis_host_port() {
-    local rest=${1#*://}
+# url_host_port URL DEFAULT_PORT: host and port of a redis://, rediss:// or
+# postgres:// URL (host 127.0.0.1 when empty).
+url_host_port() {
+    local rest=${1#*://} default_port=$2
     rest=${rest##*@}
     rest=${rest%%/*}
-    local host=${rest%%:*} port=6379
+    rest=${rest%%\?*}
+    local host=${rest%%:*} port=$default_port
     [[ $rest == *:* ]] && port=${rest##*:}
     printf '%s %s\n' "${host:-127.0.0.1}" "$port"
+}
+
+redis_host_port() {
+    url_host_port "$1" 6379
 }
