@@ -64,7 +64,7 @@ lines = [
     "| workload | req/s | of ceiling | p50 ms | p99 ms | errors | notes |",
     "| --- | --- | --- | --- | --- | --- | --- |",
     row("actix-web + deadpool-redis as usually written: one shared pool, a checkout (PING) and one GET per request (`examples/redis_ceiling.rs`)", "ceiling"),
-    row("the same with one deadpool pool per actix worker (the issue's reference ceiling)", "ceiling_per_worker"),
+    row("the same with one deadpool pool per actix worker (deadpool-redis, one pool per worker)", "ceiling_per_worker"),
     row("**ceiling**: the same one GET through the service's `RedisClient` (a pool per thread, multiplexed lanes, no checkout)", "ceiling_lanes"),
     row("bound of this machine: the same actix-web program answering a constant body, no Redis (wrk and the kernel's share)", "constant"),
     row("(a) GET /users/{id}, cache hits, bearer token, rate limiter on", "a"),
@@ -81,7 +81,7 @@ lines = [
     row("(a) with the near cache on (`cache.near_enabled`), rate limiter on", "a_near"),
     row("(a) near cache on, on the second instance while the delays below are measured", "a_near_b"),
     "",
-    f"Against the issue's reference ceiling (deadpool-redis, one pool per worker) instead: "
+    f"Against deadpool-redis with one pool per worker instead: "
     f"(a) {of_reference('a')} with the rate limiter, {of_reference('a_no_limiter')} without, "
     f"{of_reference('a_near')} with the near cache; (b) SQLite {of_reference('b_sqlite')}, "
     f"PostgreSQL {of_reference('b_postgres')}.",

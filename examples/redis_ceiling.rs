@@ -7,7 +7,7 @@
 //! `deadpool` (the default) is the plain actix-web + deadpool-redis program:
 //! one shared pool, a checkout per request (deadpool PINGs a connection on
 //! every checkout); `deadpool-per-worker` builds one such pool per actix
-//! worker, the reference ceiling. `lanes` goes through the service's
+//! worker (the common way to write it well). `lanes` goes through the service's
 //! own `RedisClient`.
 //! `constant` answers the same body without Redis: what wrk and actix-web
 //! can do on this machine at all, the bound on anything served from memory.
