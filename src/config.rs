@@ -69,8 +69,19 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub jwt_secret: SecretString,
+    /// Lifetime of access tokens.
     pub token_ttl_seconds: u64,
     pub hash_concurrency: usize,
+    /// How long a session can be refreshed, counted from login.
+    pub refresh_ttl_seconds: u64,
+    /// A spent refresh token presented again within this long still works.
+    pub refresh_reuse_grace_seconds: u64,
+    /// A new login ends every other session of the user.
+    pub single_session: bool,
+    /// Live sessions per user at most, when not single.
+    pub max_sessions: u32,
+    /// Login and refresh also set the refresh token as an HttpOnly cookie.
+    pub refresh_cookie: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +229,20 @@ impl Settings {
         }
         if self.auth.token_ttl_seconds == 0 || self.cache.ttl_seconds == 0 {
             anyhow::bail!("auth.token_ttl_seconds and cache.ttl_seconds must be positive");
+        }
+        if self.auth.refresh_ttl_seconds < self.auth.token_ttl_seconds {
+            anyhow::bail!("auth.refresh_ttl_seconds must be at least auth.token_ttl_seconds");
+        }
+        if self.auth.max_sessions == 0 {
+            anyhow::bail!("auth.max_sessions must be at least 1");
+        }
+        if self.auth.refresh_cookie
+            && self.cors.allowed_origins.split(',').any(|origin| origin.trim() == "*")
+        {
+            anyhow::bail!(
+                "auth.refresh_cookie cannot be on while cors.allowed_origins is \"*\": a \
+                 credentialed cookie may only go to origins listed by name"
+            );
         }
         let limits = &self.rate_limit;
         if limits.requests == 0

@@ -10,13 +10,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::config::Settings;
-use crate::controllers;
+use crate::controllers::{self, RefreshCookie};
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
 use crate::controllers::cors::{self, CorsPolicy};
 use crate::metrics::Metrics;
 use crate::repositories::redis::{
-    CacheStore, JobQueue, KeyScanner, Keys, LockStore, NearCache, RateLimitStore, RedisClient,
-    SessionStore, TrackingLink,
+    CacheStore, JobQueue, KeyReader, KeyScanner, Keys, LockStore, NearCache, RateLimitStore,
+    RedisClient, SessionStore, TrackingLink,
 };
 use crate::repositories::sql::Database;
 use crate::services::auth::AuthService;
@@ -29,7 +29,9 @@ use crate::services::mail::Mailer;
 use crate::services::metrics::MetricsService;
 use crate::services::passwords::PasswordHasher;
 use crate::services::rate_limit::RateLimitService;
-use crate::services::sessions::SessionService;
+use crate::services::reads::NearReads;
+use crate::services::refresh_tokens::RefreshSecrets;
+use crate::services::sessions::{SessionService, SessionSettings, prune_periodically};
 use crate::services::tokens::TokenIssuer;
 use crate::services::users::UserService;
 use crate::telemetry;
@@ -39,6 +41,7 @@ use crate::telemetry;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: web::Data<AuthService>,
+    pub refresh_cookie: web::Data<RefreshCookie>,
     pub users: web::Data<UserService>,
     pub health: web::Data<HealthService>,
     pub cache_admin: web::Data<CacheAdminService>,
@@ -67,11 +70,6 @@ impl AppState {
             settings.cache.near_capacity,
             Duration::from_secs(settings.cache.near_ttl_seconds),
         );
-        let sessions = SessionService::new(
-            SessionStore::new(redis.clone(), keys.clone()),
-            near_cache.clone(),
-            keys.clone(),
-        );
         let cache_counters = CacheCounters::new(&metrics);
         let cache = CacheAside::new(
             CacheStore::new(redis.clone()),
@@ -92,16 +90,31 @@ impl AppState {
             Duration::from_millis(settings.locks.max_hold_ms),
             metrics.lock_contention.clone(),
         );
+        let reads = NearReads::new(KeyReader::new(redis.clone()), near_cache.clone());
+        let tokens = TokenIssuer::new(
+            &settings.auth.jwt_secret,
+            Duration::from_secs(settings.auth.token_ttl_seconds),
+        );
+        let sessions = SessionService::new(
+            database.sessions(),
+            SessionStore::new(redis.clone(), keys.clone()),
+            reads.clone(),
+            Arc::new(tokens),
+            Arc::new(RefreshSecrets::new(&settings.auth.jwt_secret)),
+            SessionSettings {
+                refresh_ttl: Duration::from_secs(settings.auth.refresh_ttl_seconds),
+                reuse_grace: Duration::from_secs(settings.auth.refresh_reuse_grace_seconds),
+                single_session: settings.auth.single_session,
+                max_sessions: settings.auth.max_sessions,
+            },
+        );
         let users = UserService::new(
             users_repository.clone(),
             cache,
             keys.clone(),
             sessions.clone(),
+            reads,
             locks,
-        );
-        let tokens = TokenIssuer::new(
-            &settings.auth.jwt_secret,
-            Duration::from_secs(settings.auth.token_ttl_seconds),
         );
         let hasher = PasswordHasher::new(settings.auth.hash_concurrency)?;
         let outbox_signal = OutboxSignal::default();
@@ -121,8 +134,7 @@ impl AppState {
         let auth = AuthService::new(
             users_repository,
             users.clone(),
-            sessions,
-            Arc::new(tokens),
+            sessions.clone(),
             hasher,
             rate_limits.clone(),
             outbox_signal.clone(),
@@ -136,6 +148,9 @@ impl AppState {
         );
         Ok(Self {
             auth: web::Data::new(auth),
+            refresh_cookie: web::Data::new(RefreshCookie {
+                enabled: settings.auth.refresh_cookie,
+            }),
             users: web::Data::new(users),
             health: web::Data::new(HealthService::new(database.clone(), redis.clone())),
             cache_admin: web::Data::new(cache_admin),
@@ -259,6 +274,7 @@ pub async fn start_jobs(
     );
     let mut workers = Vec::new();
     if with_workers {
+        prune_periodically(database.sessions());
         let mailer = Mailer::new(&settings.mail)?;
         let process = format!(
             "{}-{}",
@@ -314,6 +330,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .wrap(Condition::new(cors_enabled, from_fn(cors::cors)))
             .wrap(from_fn(telemetry::trace_requests))
             .app_data(state.auth.clone())
+            .app_data(state.refresh_cookie.clone())
             .app_data(state.users.clone())
             .app_data(state.health.clone())
             .app_data(state.cache_admin.clone())

@@ -1,19 +1,102 @@
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieAge};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::client_ip::ClientKeyExtractor;
-use super::extract::{Authenticated, Json, JsonOrForm};
+use super::extract::{Authenticated, Json, JsonOrForm, OptionalJsonOrForm};
 use crate::domain::{Role, User};
 use crate::error::{AppError, ErrorResponse, write_rate_limit_headers};
 use crate::services::auth::{AuthService, LoginAttempt, PasswordChange, Registration};
+use crate::services::sessions::{ClientInfo, Tokens};
 
+/// An access token and the refresh token that renews it.
 #[derive(Serialize, ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
+    /// Seconds the access token is valid.
     expires_in: u64,
+    /// Opaque; spent by `POST /api/v1/auth/refresh`, which answers a new one.
+    refresh_token: String,
+    /// Seconds the session can still be refreshed (counted from login).
+    refresh_expires_in: u64,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// Optional when the refresh cookie is on and sent.
+    pub refresh_token: Option<String>,
+}
+
+/// Whether login and refresh also set the refresh token as a cookie.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshCookie {
+    pub enabled: bool,
+}
+
+const COOKIE_NAME: &str = "refresh_token";
+const COOKIE_PATH: &str = "/api/v1/auth";
+
+impl RefreshCookie {
+    fn issued(tokens: &Tokens) -> Cookie<'static> {
+        Self::cookie(tokens.refresh_token.as_str().to_string())
+            .max_age(CookieAge::seconds(
+                i64::try_from(tokens.refresh_expires_in).unwrap_or(i64::MAX),
+            ))
+            .finish()
+    }
+
+    pub(super) fn cleared() -> Cookie<'static> {
+        Self::cookie(String::new()).max_age(CookieAge::ZERO).finish()
+    }
+
+    fn cookie(value: String) -> actix_web::cookie::CookieBuilder<'static> {
+        Cookie::build(COOKIE_NAME, value)
+            .http_only(true)
+            .secure(true)
+            .same_site(SameSite::Strict)
+            .path(COOKIE_PATH)
+    }
+
+    fn read(self, request: &HttpRequest) -> Option<String> {
+        if !self.enabled {
+            return None;
+        }
+        request
+            .cookie(COOKIE_NAME)
+            .map(|cookie| cookie.value().to_string())
+            .filter(|value| !value.is_empty())
+    }
+}
+
+fn token_response(tokens: Tokens, cookie: RefreshCookie) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if cookie.enabled {
+        response.cookie(RefreshCookie::issued(&tokens));
+    }
+    response.json(TokenResponse {
+        access_token: tokens.access_token,
+        token_type: "bearer",
+        expires_in: tokens.expires_in,
+        refresh_token: tokens.refresh_token.as_str().to_string(),
+        refresh_expires_in: tokens.refresh_expires_in,
+    })
+}
+
+/// Where the request comes from, for the session list.
+fn client_info(request: &HttpRequest, clients: &ClientKeyExtractor) -> ClientInfo {
+    ClientInfo {
+        user_agent: request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string),
+        ip: Some(clients.address(request).to_string()),
+    }
 }
 
 /// Create an account. A welcome e-mail is sent once it is committed.
@@ -38,16 +121,17 @@ pub async fn register(
         .json(user))
 }
 
-/// Log in with the username (or e-mail) and password. Every earlier token
-/// of the user stops working (single login). Limited per client and per
-/// account; the response carries the login limit's `RateLimit-*` headers.
+/// Log in with the username (or e-mail) and password. With single login
+/// (the default) every other session of the user ends. Limited per client
+/// and per account; the response carries the login limit's `RateLimit-*`
+/// headers.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts",
     request_body(content(
         (LoginAttempt = "application/json"),
         (LoginAttempt = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "A bearer token", body = TokenResponse),
+        (status = 200, description = "A token pair", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: wrong username or password (the same answer for both)", body = ErrorResponse),
         (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
@@ -58,18 +142,14 @@ pub async fn login(
     request: HttpRequest,
     auth: web::Data<AuthService>,
     clients: web::Data<ClientKeyExtractor>,
+    cookie: web::Data<RefreshCookie>,
     JsonOrForm(attempt): JsonOrForm<LoginAttempt>,
 ) -> Result<HttpResponse, AppError> {
     let client = clients.client(&request);
-    let result = auth.login(attempt, &client).await;
+    let origin = client_info(&request, &clients);
+    let result = auth.login(attempt, &client, &origin).await;
     let mut response = match result.outcome {
-        Ok(token) => HttpResponse::Ok()
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(TokenResponse {
-                access_token: token.token,
-                token_type: "bearer",
-                expires_in: token.expires_in,
-            }),
+        Ok(tokens) => token_response(tokens, **cookie),
         Err(error) => error.error_response(),
     };
     // The login limit's headers, on failures too.
@@ -79,7 +159,38 @@ pub async fn login(
     Ok(response)
 }
 
-/// End this token's session at once.
+/// Trade a refresh token for a new pair (rotation). The token comes from
+/// the body, or from the refresh cookie when that is on. A spent token
+/// presented again within a few seconds (another tab) still works; later,
+/// it ends the whole session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "accounts",
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshRequest = "application/x-www-form-urlencoded"),
+    ), description = "Optional when the refresh cookie is sent"),
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 401, description = "`unauthorized`: unknown, expired, spent or ended refresh token", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: no refresh token given", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
+pub async fn refresh(
+    request: HttpRequest,
+    auth: web::Data<AuthService>,
+    cookie: web::Data<RefreshCookie>,
+    OptionalJsonOrForm(body): OptionalJsonOrForm<RefreshRequest>,
+) -> Result<HttpResponse, AppError> {
+    let presented = body
+        .and_then(|body| body.refresh_token)
+        .or_else(|| cookie.read(&request));
+    let tokens = auth.refresh(presented).await?;
+    Ok(token_response(tokens, **cookie))
+}
+
+/// End this token's session at once: its access and refresh tokens stop
+/// working.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts",
     security(("bearer" = [])),
     responses(
@@ -90,10 +201,15 @@ pub async fn login(
     ))]
 pub async fn logout(
     auth: web::Data<AuthService>,
+    cookie: web::Data<RefreshCookie>,
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, AppError> {
     auth.logout(&principal).await?;
-    Ok(HttpResponse::NoContent().finish())
+    let mut response = HttpResponse::NoContent();
+    if cookie.enabled {
+        response.cookie(RefreshCookie::cleared());
+    }
+    Ok(response.finish())
 }
 
 /// Change the password; every token of the user stops working.

@@ -111,6 +111,11 @@ impl ClientKeyExtractor {
     }
 
     pub fn client(&self, request: &HttpRequest) -> ClientKey {
+        ClientKey::of(self.address(request))
+    }
+
+    /// The client's address: the peer, or what trusted proxies say.
+    pub fn address(&self, request: &HttpRequest) -> IpAddr {
         let header = |name: &str| {
             request
                 .headers()
@@ -120,11 +125,8 @@ impl ClientKeyExtractor {
         let peer = request
             .peer_addr()
             .map_or(IpAddr::from([0, 0, 0, 0]), |address| address.ip());
-        ClientKey::of(self.proxies.client_address(
-            peer,
-            header("forwarded"),
-            header("x-forwarded-for"),
-        ))
+        self.proxies
+            .client_address(peer, header("forwarded"), header("x-forwarded-for"))
     }
 }
 

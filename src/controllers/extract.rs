@@ -23,6 +23,10 @@ pub struct Json<T>(pub T);
 /// A JSON or `application/x-www-form-urlencoded` body.
 pub struct JsonOrForm<T>(pub T);
 
+/// Like `JsonOrForm`, but an empty body is `None` (a refresh whose token
+/// comes in a cookie).
+pub struct OptionalJsonOrForm<T>(pub Option<T>);
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BodyKind {
     Json,
@@ -126,6 +130,23 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJsonOrForm<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let kind = body_kind(request, true);
+        let bytes = web::Bytes::from_request(request, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(read_error)?;
+            if bytes.is_empty() {
+                return Ok(OptionalJsonOrForm(None));
+            }
+            parse_body(kind?, &bytes).map(|value| OptionalJsonOrForm(Some(value)))
+        })
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
     type Error = AppError;
     type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
@@ -169,7 +190,9 @@ impl FromRequest for Authenticated {
 }
 
 /// A well-signed, unexpired bearer token whose session is still to be
-/// checked: for handlers that check it together with their own Redis read.
+/// checked. It authorises nothing by itself: only a service that checks the
+/// session (together with its own Redis read, in one round trip) turns it
+/// into a `Principal`.
 pub struct Bearer(pub TokenSubject);
 
 impl FromRequest for Bearer {

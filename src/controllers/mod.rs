@@ -8,12 +8,14 @@ mod extract;
 mod health;
 pub mod openapi;
 mod rate_limit;
+mod sessions;
 mod users;
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, Resource, web};
 
 use crate::error::AppError;
+pub use auth::RefreshCookie;
 pub use extract::BODY_LIMIT;
 
 /// Every route of the service. Used by `startup` and nothing else, so tests
@@ -28,7 +30,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .wrap(from_fn(rate_limit::limit_requests))
                 .service(resource("/auth/register").route(web::post().to(auth::register)))
                 .service(resource("/auth/login").route(web::post().to(auth::login)))
+                .service(resource("/auth/refresh").route(web::post().to(auth::refresh)))
                 .service(resource("/auth/logout").route(web::post().to(auth::logout)))
+                .service(resource("/auth/logout-all").route(web::post().to(sessions::logout_all)))
+                .service(resource("/auth/sessions").route(web::get().to(sessions::list)))
+                .service(
+                    resource("/auth/sessions/{id}").route(web::delete().to(sessions::end_one)),
+                )
                 .service(resource("/auth/password").route(web::put().to(auth::change_password)))
                 .service(resource("/users/me").route(web::get().to(users::me)))
                 .service(
@@ -36,6 +44,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::get().to(users::get))
                         .route(web::put().to(users::update))
                         .route(web::delete().to(users::delete)),
+                )
+                .service(
+                    resource("/users/{id}/sessions")
+                        .route(web::delete().to(sessions::end_user_sessions)),
                 )
                 .service(resource("/users").route(web::get().to(users::list)))
                 .service(resource("/admin/cache/keys").route(web::delete().to(admin::evict)))

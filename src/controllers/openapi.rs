@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, auth, health, users};
+use super::{admin, auth, health, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,8 @@ use super::{admin, auth, health, users};
             are refused with 422.",
     ),
     paths(
-        auth::register, auth::login, auth::logout, auth::change_password,
+        auth::register, auth::login, auth::refresh, auth::logout, auth::change_password,
+        sessions::logout_all, sessions::list, sessions::end_one, sessions::end_user_sessions,
         users::me, users::get, users::update, users::delete, users::list,
         admin::evict, admin::cache_stats, admin::job_stats,
         health::live, health::ready, health::metrics,

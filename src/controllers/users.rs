@@ -60,7 +60,7 @@ pub async fn me(
     users: web::Data<UserService>,
     Bearer(caller): Bearer,
 ) -> Result<HttpResponse, AppError> {
-    let (user, status) = users.get_as(&caller, caller.user).await?;
+    let (user, status) = users.get_as(caller.clone(), caller.user).await?;
     Ok(user_response(&request, user, status))
 }
 
@@ -87,7 +87,7 @@ pub async fn get(
     Bearer(caller): Bearer,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let (user, status) = users.get_as(&caller, UserId(id.into_inner())).await?;
+    let (user, status) = users.get_as(caller, UserId(id.into_inner())).await?;
     Ok(user_response(&request, user, status))
 }
 

@@ -2,8 +2,10 @@
 
 mod credentials;
 mod job;
+mod session;
 mod user;
 
 pub use credentials::{Email, Password, Username};
 pub use job::{Job, Task};
+pub use session::{RefreshToken, SessionId};
 pub use user::{Role, User, UserId};

@@ -10,10 +10,11 @@ use utoipa::ToSchema;
 use super::jobs::OutboxSignal;
 use super::passwords::PasswordHasher;
 use super::rate_limit::{ClientKey, RateLimitService};
-use super::sessions::SessionService;
-use super::tokens::{TokenIssuer, TokenSubject};
+pub use super::sessions::Principal;
+use super::sessions::{ClientInfo, SessionService, SessionView, Tokens};
+use super::tokens::TokenSubject;
 use super::users::UserService;
-use crate::domain::{Email, Job, Password, Role, Task, User, Username};
+use crate::domain::{Email, Job, Password, RefreshToken, Role, SessionId, Task, User, UserId, Username};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::RateDecision;
 use crate::repositories::sql::{LoginName, NewUser, UserRepository};
@@ -63,22 +64,8 @@ pub enum AdminAccount {
 /// A login's outcome and the login limit it counted against, which the
 /// response reports whatever the outcome.
 pub struct LoginResult {
-    pub outcome: Result<AccessToken, AppError>,
+    pub outcome: Result<Tokens, AppError>,
     pub limit: Option<RateDecision>,
-}
-
-pub struct AccessToken {
-    pub token: String,
-    pub expires_in: u64,
-}
-
-/// The caller of an authenticated request.
-pub type Principal = TokenSubject;
-
-impl Principal {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
 }
 
 #[derive(Clone)]
@@ -86,7 +73,6 @@ pub struct AuthService {
     users: Arc<dyn UserRepository>,
     user_service: UserService,
     sessions: SessionService,
-    tokens: Arc<TokenIssuer>,
     hasher: PasswordHasher,
     rate_limits: Arc<RateLimitService>,
     outbox: OutboxSignal,
@@ -111,7 +97,6 @@ impl AuthService {
         users: Arc<dyn UserRepository>,
         user_service: UserService,
         sessions: SessionService,
-        tokens: Arc<TokenIssuer>,
         hasher: PasswordHasher,
         rate_limits: Arc<RateLimitService>,
         outbox: OutboxSignal,
@@ -120,7 +105,6 @@ impl AuthService {
             users,
             user_service,
             sessions,
-            tokens,
             hasher,
             rate_limits,
             outbox,
@@ -183,10 +167,15 @@ impl AuthService {
         ))
     }
 
-    /// Checks the password and makes a new token the user's only valid one.
-    /// Attempts are limited per client and per account tried.
+    /// Checks the password and starts a session (ending the others, with
+    /// single login). Attempts are limited per client and per account tried.
     #[tracing::instrument(skip_all)]
-    pub async fn login(&self, attempt: LoginAttempt, client: &ClientKey) -> LoginResult {
+    pub async fn login(
+        &self,
+        attempt: LoginAttempt,
+        client: &ClientKey,
+        origin: &ClientInfo,
+    ) -> LoginResult {
         let mut errors = Vec::new();
         let login = required(attempt.username, "username", &mut errors);
         let password = required(attempt.password, "password", &mut errors);
@@ -199,7 +188,7 @@ impl AuthService {
         let login = login.trim().to_lowercase();
         match self.rate_limits.check_login(client, &login).await {
             Ok(limit) => LoginResult {
-                outcome: self.verify_and_start_session(&login, &password).await,
+                outcome: self.verify_and_start_session(&login, &password, origin).await,
                 limit,
             },
             Err(error) => LoginResult {
@@ -213,7 +202,8 @@ impl AuthService {
         &self,
         login: &str,
         password: &SecretString,
-    ) -> Result<AccessToken, AppError> {
+        origin: &ClientInfo,
+    ) -> Result<Tokens, AppError> {
         let lookup = if login.contains('@') {
             LoginName::Email(login)
         } else {
@@ -230,58 +220,76 @@ impl AuthService {
         let Some(credentials) = credentials else {
             return Err(AppError::InvalidCredentials);
         };
-        let issued = self
-            .tokens
-            .issue(credentials.id, credentials.role)
-            .map_err(AppError::Internal)?;
-        self.sessions
-            .start(credentials.id, &issued.jti, issued.lifetime)
-            .await?;
-        // A password change or deletion that committed while we were
-        // verifying has already ended sessions; don't let this one outlive it.
-        let still_valid = self
-            .users
-            .find_credentials_by_id(credentials.id)
+        // `None`: a password change or deletion committed while we were
+        // verifying; the old password must not open a session.
+        let tokens = self
+            .sessions
+            .start(
+                credentials.id,
+                credentials.role,
+                &credentials.password_hash,
+                origin,
+            )
             .await?
-            .is_some_and(|now| now.password_hash == credentials.password_hash);
-        if !still_valid {
-            self.sessions
-                .end_if_current(credentials.id, &issued.jti)
-                .await?;
-            return Err(AppError::InvalidCredentials);
-        }
+            .ok_or(AppError::InvalidCredentials)?;
         tracing::info!(user = %credentials.id, "logged in");
-        Ok(AccessToken {
-            token: issued.token,
-            expires_in: issued.lifetime.as_secs(),
-        })
+        Ok(tokens)
     }
 
-    /// The principal of a bearer token that is signed, unexpired and still
-    /// the user's current session. Fails closed: without Redis, no one is
-    /// authenticated.
+    /// A new token pair for the session of `refresh_token` (rotation).
+    pub async fn refresh(&self, refresh_token: Option<String>) -> Result<Tokens, AppError> {
+        let presented = refresh_token
+            .ok_or_else(|| AppError::validation("refresh_token", "is required"))?;
+        let presented = RefreshToken::parse(presented.trim()).ok_or(AppError::Unauthorized)?;
+        self.sessions.refresh(&presented).await
+    }
+
+    /// The claims of a well-signed, unexpired token; not yet a `Principal`:
+    /// only a session check (`authenticate`, or a service read that does
+    /// it in the same round trip) makes one.
+    pub fn verify_token(&self, token: &str) -> Result<TokenSubject, AppError> {
+        self.sessions.verify_token(token)
+    }
+
+    /// The caller, if the token is valid and its session live. Fails
+    /// closed: without Redis, no one is authenticated.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AppError> {
         let subject = self.verify_token(token)?;
-        let session = self.sessions.current(subject.user).await?;
-        if subject.is_current(session.as_deref()) {
-            Ok(subject)
+        self.sessions.authenticate(subject).await
+    }
+
+    /// Ends the caller's session at once.
+    pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {
+        self.sessions.end(principal.user, &principal.session).await?;
+        Ok(())
+    }
+
+    /// Ends every session of the caller at once.
+    pub async fn logout_all(&self, principal: &Principal) -> Result<(), AppError> {
+        self.sessions.end_all(principal.user).await
+    }
+
+    pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionView>, AppError> {
+        self.sessions.list(principal).await
+    }
+
+    /// Ends one of the caller's own sessions; `not_found` for any other id.
+    pub async fn end_session(&self, principal: &Principal, id: &str) -> Result<(), AppError> {
+        let id = SessionId::parse(id).ok_or(AppError::NotFound("session"))?;
+        if self.sessions.end(principal.user, &id).await? {
+            Ok(())
         } else {
-            Err(AppError::Unauthorized)
+            Err(AppError::NotFound("session"))
         }
     }
 
-    /// The claims of a well-signed, unexpired token — not yet checked
-    /// against the session, which the caller must do (see
-    /// `UserService::get_as`, which reads it with the user in one round trip).
-    pub fn verify_token(&self, token: &str) -> Result<TokenSubject, AppError> {
-        self.tokens.verify(token).ok_or(AppError::Unauthorized)
-    }
-
-    pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {
-        self.sessions
-            .end_if_current(principal.user, &principal.jti)
-            .await?;
-        Ok(())
+    /// Ends every session of `user`: the user itself or an admin.
+    pub async fn end_sessions_of(&self, actor: &Principal, user: UserId) -> Result<(), AppError> {
+        actor.require_self_or_admin(user)?;
+        if self.users.find_credentials_by_id(user).await?.is_none() {
+            return Err(AppError::NotFound("user"));
+        }
+        self.sessions.end_all(user).await
     }
 
     #[tracing::instrument(skip_all, fields(user = %principal.user))]
@@ -316,7 +324,7 @@ impl AuthService {
             .set_password_hash(principal.user, &hash, now)
             .await?
             .ok_or(AppError::Unauthorized)?;
-        self.sessions.end(principal.user).await?;
+        self.sessions.end_all(principal.user).await?;
         // updated_at changed: cached copies are stale.
         self.user_service.invalidate(principal.user, version).await;
         tracing::info!("password changed; sessions ended");

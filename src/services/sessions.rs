@@ -1,98 +1,369 @@
-//! Sessions as the services see them: Redis holds the truth; the near
-//! cache, when on, holds a copy that is read first. Every change made here
-//! drops this process's copy at once; other processes hear of it from Redis.
+//! Sessions: recorded in SQL (the truth: a Redis restarted empty loses no
+//! session), and mirrored in Redis as what an access-token check reads in
+//! one round trip. Refresh tokens rotate; a spent one presented again
+//! within the grace period (another tab) gets the same next token, after
+//! it (a thief, or the victim after one) ends the session.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::UserId;
-use crate::repositories::redis::{Keys, NearCache, RedisError, SessionStore};
+use time::OffsetDateTime;
+
+use super::reads::NearReads;
+use super::retry::after_commit;
+use super::refresh_tokens::RefreshSecrets;
+use super::tokens::{TokenIssuer, TokenSubject};
+use crate::domain::{RefreshToken, Role, SessionId, UserId};
+use crate::error::AppError;
+use crate::repositories::redis::SessionStore;
+use crate::repositories::sql::{NewSession, SessionRecord, SessionRepository};
+
+/// The caller of an authenticated request: a valid token whose session was
+/// found live. Only this module makes one, so no handler can skip the check.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: UserId,
+    pub role: Role,
+    pub session: SessionId,
+    _checked: (),
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// `forbidden` unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden)
+        }
+    }
+
+    /// `forbidden` unless the caller is `user` or an admin.
+    pub fn require_self_or_admin(&self, user: UserId) -> Result<(), AppError> {
+        if self.user == user {
+            Ok(())
+        } else {
+            self.require_admin()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    pub refresh_ttl: Duration,
+    pub reuse_grace: Duration,
+    /// A new login ends every other session of the user.
+    pub single_session: bool,
+    /// Live sessions per user at most (when not single).
+    pub max_sessions: u32,
+}
+
+/// Where a login or refresh comes from, as the session list shows it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// An access token and the refresh token that renews it.
+pub struct Tokens {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: RefreshToken,
+    pub refresh_expires_in: u64,
+}
+
+/// A live session, as its user sees it.
+pub struct SessionView {
+    pub record: SessionRecord,
+    pub current: bool,
+}
 
 #[derive(Clone)]
 pub struct SessionService {
+    repository: Arc<dyn SessionRepository>,
     store: SessionStore,
-    near: Arc<NearCache>,
-    keys: Keys,
+    reads: NearReads,
+    tokens: Arc<TokenIssuer>,
+    secrets: Arc<RefreshSecrets>,
+    settings: SessionSettings,
 }
 
+fn now_ms(now: OffsetDateTime) -> i64 {
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Longest a user agent is kept.
+const USER_AGENT_LIMIT: usize = 256;
+
 impl SessionService {
-    pub fn new(store: SessionStore, near: Arc<NearCache>, keys: Keys) -> Self {
-        Self { store, near, keys }
+    pub fn new(
+        repository: Arc<dyn SessionRepository>,
+        store: SessionStore,
+        reads: NearReads,
+        tokens: Arc<TokenIssuer>,
+        secrets: Arc<RefreshSecrets>,
+        settings: SessionSettings,
+    ) -> Self {
+        Self {
+            repository,
+            store,
+            reads,
+            tokens,
+            secrets,
+            settings,
+        }
     }
 
-    /// The `jti` of the user's current session.
-    pub async fn current(&self, user: UserId) -> Result<Option<String>, RedisError> {
-        if !self.near.is_serving() {
-            return self.store.current(user).await;
-        }
-        let key = self.keys.session(user);
-        if let Some(jti) = self.near.get(&key) {
-            return Ok(Some(String::from_utf8_lossy(&jti).into_owned()));
-        }
-        let ticket = self.near.ticket(&key);
-        let jti = self.store.current(user).await?;
-        if let (Some(ticket), Some(jti)) = (ticket, &jti) {
-            self.near.fill(ticket, &key, jti.as_bytes());
-        }
-        Ok(jti)
+    /// The claims of a well-signed, unexpired access token; its session is
+    /// still to be checked, by `authenticate` or `accept`.
+    pub fn verify_token(&self, token: &str) -> Result<TokenSubject, AppError> {
+        self.tokens.verify(token).ok_or(AppError::Unauthorized)
     }
 
-    /// The user's current session and the value under `other`, both from
-    /// the near cache when it has them, else in one Redis round trip. The
-    /// value is kept near only if `keep` says so.
-    pub async fn current_with(
+    /// The caller, if the token's session is live. One Redis round trip (or
+    /// none, from the near cache); without Redis no one is authenticated.
+    pub async fn authenticate(&self, subject: TokenSubject) -> Result<Principal, AppError> {
+        let value = self.reads.get(&self.store.key(&subject.session)).await?;
+        Self::accept(subject, value.as_deref())
+    }
+
+    /// The key whose value `accept` needs, for callers that read it together
+    /// with a value of their own.
+    pub fn session_key(&self, subject: &TokenSubject) -> String {
+        self.store.key(&subject.session)
+    }
+
+    /// The caller, if `value` (read from the session key) says the token's
+    /// session is live and belongs to the token's user.
+    pub fn accept(subject: TokenSubject, value: Option<&[u8]>) -> Result<Principal, AppError> {
+        let live = value
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| value.parse::<i64>().ok())
+            == Some(subject.user.0);
+        if !live {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(Principal {
+            user: subject.user,
+            role: subject.role,
+            session: subject.session,
+            _checked: (),
+        })
+    }
+
+    /// Starts a session for a user whose password hash was just verified.
+    /// `None` if the password changed (or the user went) meanwhile.
+    pub async fn start(
         &self,
         user: UserId,
-        other: &str,
-        keep: impl Fn(&[u8]) -> bool,
-    ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
-        if !self.near.is_serving() {
-            return self.store.current_with(user, other).await;
+        role: Role,
+        password_hash: &str,
+        client: &ClientInfo,
+    ) -> Result<Option<Tokens>, AppError> {
+        let id = SessionId::new_random();
+        let refresh = self.secrets.first(&id).map_err(AppError::Internal)?;
+        let now = OffsetDateTime::now_utc();
+        let expires_at_ms = now_ms(now) + self.settings.refresh_ttl.as_millis() as i64;
+        let user_agent = client.user_agent.as_deref().map(truncate_user_agent);
+        let session = NewSession {
+            id: &id,
+            user,
+            refresh_hash: &RefreshSecrets::hash(&refresh),
+            now,
+            expires_at_ms,
+            user_agent,
+            ip: client.ip.as_deref(),
+        };
+        let keep_others = if self.settings.single_session {
+            0
+        } else {
+            self.settings.max_sessions.saturating_sub(1)
+        };
+        let Some(ended) = self
+            .repository
+            .start(session, password_hash, keep_others)
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.end_in_redis(ended).await;
+        let tokens = self.issue(user, role, &id, refresh, expires_at_ms, now)?;
+        if let Err(error) = self.store.activate(&id, user, self.mirror_ttl()).await {
+            // Nobody will ever hold this session's tokens: end it in SQL too.
+            self.repository.end(&id, user, now_ms(now)).await?;
+            return Err(error.into());
         }
-        let key = self.keys.session(user);
-        if let Some(jti) = self.near.get(&key)
-            && let Some(value) = self.near.get(other)
-        {
-            let jti = String::from_utf8_lossy(&jti).into_owned();
-            return Ok((Some(jti), Some(value.to_vec())));
-        }
-        let tickets = (self.near.ticket(&key), self.near.ticket(other));
-        let (jti, value) = self.store.current_with(user, other).await?;
-        if let (Some(ticket), Some(jti)) = (tickets.0, &jti) {
-            self.near.fill(ticket, &key, jti.as_bytes());
-        }
-        if let (Some(ticket), Some(value)) = (tickets.1, &value)
-            && keep(value)
-        {
-            self.near.fill(ticket, other, value);
-        }
-        Ok((jti, value))
+        Ok(Some(tokens))
     }
 
-    /// Makes `jti` the user's only session, replacing any earlier one.
-    pub async fn start(&self, user: UserId, jti: &str, ttl: Duration) -> Result<(), RedisError> {
-        let result = self.store.start(user, jti, ttl).await;
-        self.forget(user);
-        result
+    /// A new pair for the session `presented` belongs to (see the module
+    /// comment for reuse). Unknown, expired, ended: `unauthorized`.
+    pub async fn refresh(&self, presented: &RefreshToken) -> Result<Tokens, AppError> {
+        let id = presented.session();
+        let presented_hash = RefreshSecrets::hash(presented);
+        let next = self.secrets.next(presented).map_err(AppError::Internal)?;
+        let next_hash = RefreshSecrets::hash(&next);
+        let now = OffsetDateTime::now_utc();
+        // Twice at most: a lost race to rotate is read again as a reuse.
+        for _ in 0..2 {
+            let state = self
+                .repository
+                .find(id)
+                .await?
+                .ok_or(AppError::Unauthorized)?;
+            if state.ended || state.expires_at_ms <= now_ms(now) {
+                return Err(AppError::Unauthorized);
+            }
+            let current = state.refresh_hash == presented_hash;
+            if !current {
+                if state.previous_refresh_hash.as_deref() != Some(presented_hash.as_str()) {
+                    return Err(AppError::Unauthorized);
+                }
+                let spent_ms = state.previous_spent_at_ms.unwrap_or(0);
+                let grace_ms = self.settings.reuse_grace.as_millis() as i64;
+                if now_ms(now) > spent_ms + grace_ms {
+                    self.end_after_reuse(id, state.user).await?;
+                    return Err(AppError::Unauthorized);
+                }
+                // Another tab's refresh: its next token must be the current one.
+                if state.refresh_hash != next_hash {
+                    return Err(AppError::Unauthorized);
+                }
+            }
+            // Redis before SQL: with Redis down nothing is spent, so the
+            // client can retry with the same token once it is back.
+            if !self.store.activate(id, state.user, self.mirror_ttl()).await? {
+                // Ended meanwhile: the tombstone wins.
+                return Err(AppError::Unauthorized);
+            }
+            if current {
+                if !self
+                    .repository
+                    .rotate(id, &presented_hash, &next_hash, now)
+                    .await?
+                {
+                    continue;
+                }
+            } else {
+                self.repository.touch(id, now).await?;
+            }
+            return self.issue(state.user, state.role, id, next, state.expires_at_ms, now);
+        }
+        Err(AppError::Unauthorized)
     }
 
-    /// Ends the session if `jti` is still the current one.
-    pub async fn end_if_current(&self, user: UserId, jti: &str) -> Result<bool, RedisError> {
-        let result = self.store.end_if_current(user, jti).await;
-        self.forget(user);
-        result
+    /// The caller's live sessions, newest first.
+    pub async fn list(&self, caller: &Principal) -> Result<Vec<SessionView>, AppError> {
+        let now = now_ms(OffsetDateTime::now_utc());
+        let records = self.repository.list_live(caller.user, now).await?;
+        Ok(records
+            .into_iter()
+            .map(|record| SessionView {
+                current: record.id == caller.session,
+                record,
+            })
+            .collect())
     }
 
-    /// Ends whatever session the user has.
-    pub async fn end(&self, user: UserId) -> Result<(), RedisError> {
-        let result = self.store.end(user).await;
-        self.forget(user);
-        result
+    /// Ends one of `user`'s sessions at once; false if it was not theirs or
+    /// not live.
+    pub async fn end(&self, user: UserId, id: &SessionId) -> Result<bool, AppError> {
+        let now = now_ms(OffsetDateTime::now_utc());
+        if !self.repository.end(id, user, now).await? {
+            return Ok(false);
+        }
+        self.end_in_redis(vec![id.clone()]).await;
+        Ok(true)
     }
 
-    /// Drops the near copy, after the change reached Redis (or may have):
-    /// dropped before, a read racing the change could bring the old value back.
-    fn forget(&self, user: UserId) {
-        self.near.invalidate(&self.keys.session(user));
+    /// Ends every session of the user at once.
+    pub async fn end_all(&self, user: UserId) -> Result<(), AppError> {
+        let now = now_ms(OffsetDateTime::now_utc());
+        let ended = self.repository.end_all(user, now).await?;
+        self.end_in_redis(ended).await;
+        Ok(())
     }
+
+    async fn end_after_reuse(&self, id: &SessionId, user: UserId) -> Result<(), AppError> {
+        tracing::warn!(user = %user, session = %id, "spent refresh token reused; session ended");
+        self.end(user, id).await.map(drop)
+    }
+
+    /// Tombstones for sessions SQL has ended. SQL already refuses their
+    /// refresh tokens; their access tokens stop with the tombstone, which
+    /// is retried in the background if Redis fails now.
+    async fn end_in_redis(&self, ended: Vec<SessionId>) {
+        if ended.is_empty() {
+            return;
+        }
+        let (store, reads, ttl) = (self.store.clone(), self.reads.clone(), self.mirror_ttl());
+        after_commit("ending sessions", move || {
+            let (store, reads, ended) = (store.clone(), reads.clone(), ended.clone());
+            async move {
+                let result = store.end(&ended, ttl).await;
+                for id in &ended {
+                    reads.forget(&store.key(id));
+                }
+                result
+            }
+        })
+        .await;
+    }
+
+    /// How long a session's Redis key lives after each login or refresh:
+    /// as long as the access token then issued can, plus the clock skew.
+    fn mirror_ttl(&self) -> Duration {
+        self.tokens.lifetime() + Duration::from_secs(10)
+    }
+
+    fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        id: &SessionId,
+        refresh: RefreshToken,
+        expires_at_ms: i64,
+        now: OffsetDateTime,
+    ) -> Result<Tokens, AppError> {
+        let access = self
+            .tokens
+            .issue(user, role, id)
+            .map_err(AppError::Internal)?;
+        let refresh_expires_in = ((expires_at_ms - now_ms(now)).max(0) / 1000) as u64;
+        Ok(Tokens {
+            access_token: access.token,
+            expires_in: access.lifetime.as_secs(),
+            refresh_token: refresh,
+            refresh_expires_in,
+        })
+    }
+}
+
+fn truncate_user_agent(agent: &str) -> &str {
+    match agent.char_indices().nth(USER_AGENT_LIMIT) {
+        Some((at, _)) => &agent[..at],
+        None => agent,
+    }
+}
+
+/// Every hour, deletes the records of sessions that ended or expired more
+/// than a day ago (with them, their spent refresh-token hashes).
+pub fn prune_periodically(repository: Arc<dyn SessionRepository>) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            let day_ago = now_ms(OffsetDateTime::now_utc()) - 86_400_000;
+            match repository.prune(day_ago).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "old session records deleted"),
+                Err(error) => tracing::warn!(error = ?error, "pruning sessions failed"),
+            }
+        }
+    });
 }

@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Role, UserId};
+use crate::domain::{Role, SessionId, UserId};
 
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 5;
@@ -20,28 +20,23 @@ pub struct Claims {
     pub exp: u64,
     pub iat: u64,
     pub jti: String,
+    /// The session the token belongs to; it is valid only while that is live.
+    pub sid: String,
     pub role: Role,
 }
 
 pub struct IssuedToken {
     pub token: String,
-    pub jti: String,
     pub lifetime: Duration,
 }
 
-/// What a valid token says.
+/// What a well-signed, unexpired token says. Whether its session is still
+/// live is for the session service to tell: only that makes a `Principal`.
 #[derive(Debug, Clone)]
 pub struct TokenSubject {
     pub user: UserId,
     pub role: Role,
-    pub jti: String,
-}
-
-impl TokenSubject {
-    /// A token is valid only while its `jti` is the user's current session.
-    pub fn is_current(&self, session: Option<&str>) -> bool {
-        session == Some(self.jti.as_str())
-    }
+    pub session: SessionId,
 }
 
 #[derive(Clone)]
@@ -63,7 +58,7 @@ impl TokenIssuer {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -74,20 +69,29 @@ impl TokenIssuer {
         }
     }
 
-    pub fn issue(&self, user: UserId, role: Role) -> anyhow::Result<IssuedToken> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
-        let jti = uuid::Uuid::new_v4().simple().to_string();
+    /// How long issued tokens live.
+    pub fn lifetime(&self) -> Duration {
+        self.lifetime
+    }
+
+    pub fn issue(
+        &self,
+        user: UserId,
+        role: Role,
+        session: &SessionId,
+    ) -> anyhow::Result<IssuedToken> {
+        let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user.to_string(),
             iat: now,
             exp: now + self.lifetime.as_secs(),
-            jti: jti.clone(),
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            sid: session.to_string(),
             role,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(IssuedToken {
             token,
-            jti,
             lifetime: self.lifetime,
         })
     }
@@ -103,12 +107,16 @@ impl TokenIssuer {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()?
             .claims;
+        // Issued in the future (beyond the clock skew): not one of ours.
+        if claims.iat > now + LEEWAY_SECONDS {
+            return None;
+        }
         let user = claims.sub.parse().ok().map(UserId)?;
-        let subject = (!claims.jti.is_empty()).then_some(TokenSubject {
+        let subject = TokenSubject {
             user,
             role: claims.role,
-            jti: claims.jti,
-        })?;
+            session: SessionId::parse(&claims.sid)?,
+        };
         VERIFIED.with_borrow_mut(|verified| {
             verified.insert(self.id, token, claims.exp, &subject);
         });
@@ -168,20 +176,24 @@ mod tests {
         TokenIssuer::new(&secret.into(), Duration::from_secs(60))
     }
 
+    fn session() -> SessionId {
+        SessionId::parse("0123456789abcdef0123456789abcdef").unwrap()
+    }
+
     #[test]
     fn an_issued_token_verifies_with_its_claims() {
         let issuer = issuer("a-secret-of-at-least-32-bytes-long!");
-        let token = issuer.issue(UserId(7), Role::Admin).unwrap();
+        let token = issuer.issue(UserId(7), Role::Admin, &session()).unwrap();
         let subject = issuer.verify(&token.token).unwrap();
         assert_eq!(subject.user, UserId(7));
         assert_eq!(subject.role, Role::Admin);
-        assert_eq!(subject.jti, token.jti);
+        assert_eq!(subject.session, session());
     }
 
     #[test]
     fn a_token_signed_with_another_key_is_rejected() {
         let token = issuer("one-secret-of-at-least-32-bytes-long")
-            .issue(UserId(7), Role::User)
+            .issue(UserId(7), Role::User, &session())
             .unwrap();
         assert!(
             issuer("another-secret-of-at-least-32-bytes")
@@ -195,7 +207,7 @@ mod tests {
         let subject = TokenSubject {
             user: UserId(7),
             role: Role::User,
-            jti: "j".into(),
+            session: session(),
         };
         let mut verified = VerifiedTokens::default();
         verified.insert(1, "token", 100, &subject);
@@ -211,12 +223,29 @@ mod tests {
     #[test]
     fn a_token_verified_once_verifies_again_and_a_forged_twin_does_not() {
         let issuer = issuer("a-secret-of-at-least-32-bytes-long!");
-        let token = issuer.issue(UserId(7), Role::User).unwrap().token;
+        let token = issuer.issue(UserId(7), Role::User, &session()).unwrap().token;
         assert!(issuer.verify(&token).is_some());
         assert!(issuer.verify(&token).is_some());
         let mut forged = token.clone();
         forged.pop();
         assert!(issuer.verify(&forged).is_none());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_rejected() {
+        let issuer = issuer("a-secret-of-at-least-32-bytes-long!");
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = Claims {
+            sub: "7".into(),
+            iat: now + 3600,
+            exp: now + 7200,
+            jti: "j".into(),
+            sid: session().to_string(),
+            role: Role::User,
+        };
+        let header = Header::new(Algorithm::HS256);
+        let token = jsonwebtoken::encode(&header, &claims, &issuer.encoding).unwrap();
+        assert!(issuer.verify(&token).is_none());
     }
 
     #[test]

@@ -8,10 +8,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::Principal;
 use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Representation, Versioned};
 use super::locks::LockService;
-use super::sessions::SessionService;
+use super::reads::NearReads;
+use super::retry::after_commit;
+use super::sessions::{Principal, SessionService};
 use super::tokens::TokenSubject;
 use crate::domain::{Email, Role, User, UserId, Username};
 use crate::error::{AppError, FieldError};
@@ -68,15 +69,8 @@ pub struct UserService {
     cache: CacheAside,
     keys: Keys,
     sessions: SessionService,
+    reads: NearReads,
     locks: LockService,
-}
-
-fn ensure_self_or_admin(actor: &Principal, id: UserId) -> Result<(), AppError> {
-    if actor.user == id || actor.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
 }
 
 impl UserService {
@@ -85,6 +79,7 @@ impl UserService {
         cache: CacheAside,
         keys: Keys,
         sessions: SessionService,
+        reads: NearReads,
         locks: LockService,
     ) -> Self {
         Self {
@@ -92,6 +87,7 @@ impl UserService {
             cache,
             keys,
             sessions,
+            reads,
             locks,
         }
     }
@@ -110,19 +106,21 @@ impl UserService {
     /// Redis the session cannot be checked: 503, fail closed.
     pub async fn get_as(
         &self,
-        caller: &TokenSubject,
+        caller: TokenSubject,
         id: UserId,
     ) -> Result<(Representation, CacheStatus), AppError> {
         let key = self.keys.user(id);
         let started = Instant::now();
         let (session, cached) = self
-            .sessions
-            .current_with(caller.user, key.as_str(), CachedEntry::holds_value)
+            .reads
+            .get_pair(
+                &self.sessions.session_key(&caller),
+                key.as_str(),
+                CachedEntry::holds_value,
+            )
             .await?;
         let redis_is_slow = started.elapsed() > SLOW_REDIS;
-        if !caller.is_current(session.as_deref()) {
-            return Err(AppError::Unauthorized);
-        }
+        SessionService::accept(caller, session.as_deref())?;
         let entry = cached.as_deref().and_then(CachedEntry::decode);
         let hit = entry.as_ref().is_some_and(|entry| entry.value.is_some());
         // A miss on a slow Redis goes straight to SQL: the cache's extra
@@ -146,9 +144,9 @@ impl UserService {
         id: UserId,
         update: UserUpdate,
     ) -> Result<User, AppError> {
-        ensure_self_or_admin(actor, id)?;
-        if update.role.is_some() && !actor.is_admin() {
-            return Err(AppError::Forbidden);
+        actor.require_self_or_admin(id)?;
+        if update.role.is_some() {
+            actor.require_admin()?;
         }
         let mut errors = Vec::new();
         let username = update.username.as_deref().map(Username::parse).transpose();
@@ -218,7 +216,7 @@ impl UserService {
 
     #[tracing::instrument(skip_all, fields(actor = %actor.user, user = %id))]
     pub async fn delete(&self, actor: &Principal, id: UserId) -> Result<(), AppError> {
-        ensure_self_or_admin(actor, id)?;
+        actor.require_self_or_admin(id)?;
         if !self.users.delete(id).await? {
             return Err(AppError::NotFound("user"));
         }
@@ -229,9 +227,7 @@ impl UserService {
     }
 
     pub async fn list(&self, actor: &Principal, page: PageRequest) -> Result<UserPage, AppError> {
-        if !actor.is_admin() {
-            return Err(AppError::Forbidden);
-        }
+        actor.require_admin()?;
         let mut errors = Vec::new();
         let limit = match page.limit.as_deref().map(str::parse::<u32>) {
             None => Some(DEFAULT_PAGE_SIZE),
@@ -278,45 +274,18 @@ impl UserService {
     pub async fn invalidate(&self, id: UserId, version: i64) {
         let cache = self.cache.clone();
         let key = self.keys.user(id);
-        retry_after_commit("cache invalidation", move || {
+        after_commit("cache invalidation", move || {
             let (cache, key) = (cache.clone(), key.clone());
             async move { cache.invalidate(&key, version).await }
         })
         .await;
     }
 
+    /// Ends every session of the user. The change is committed: a failure
+    /// here is logged, and SQL already refuses the sessions' refresh tokens.
     async fn end_sessions(&self, id: UserId) {
-        let sessions = self.sessions.clone();
-        retry_after_commit("ending sessions", move || {
-            let sessions = sessions.clone();
-            async move { sessions.end(id).await }
-        })
-        .await;
-    }
-}
-
-/// Runs `operation` now; if Redis fails, keeps retrying in the background
-/// with growing pauses (about a minute in all), so a committed change is
-/// still reflected in Redis once it is back.
-async fn retry_after_commit<F, Fut>(what: &'static str, operation: F)
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(), RedisError>> + Send,
-{
-    let Err(error) = operation().await else {
-        return;
-    };
-    tracing::warn!(error = %error, "{what} failed after commit; retrying in the background");
-    tokio::spawn(async move {
-        let mut pause = Duration::from_millis(100);
-        for _ in 0..10 {
-            tokio::time::sleep(pause).await;
-            if operation().await.is_ok() {
-                tracing::info!("{what} succeeded on retry");
-                return;
-            }
-            pause = (pause * 2).min(Duration::from_secs(15));
+        if let Err(error) = self.sessions.end_all(id).await {
+            tracing::error!(error = ?error, user = %id, "ending sessions after a change failed");
         }
-        tracing::error!("{what} still failing; giving up");
-    });
+    }
 }

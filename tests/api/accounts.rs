@@ -61,7 +61,9 @@ on_both_databases! {
         assert_eq!(response.headers()["cache-control"], "no-store");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["token_type"], "bearer");
-        assert_eq!(body["expires_in"], 3600);
+        assert_eq!(body["expires_in"], 900);
+        assert_eq!(body["refresh_expires_in"], 2_592_000);
+        assert!(body["refresh_token"].as_str().unwrap().len() >= 64);
         let token = body["access_token"].as_str().unwrap();
         assert_eq!(app.get("/api/v1/users/me", token).await.status(), 200);
     }
@@ -105,10 +107,11 @@ on_both_databases! {
 
     async fn logout_revokes_the_token_at_once(app) {
         let alice = app.user("alice").await;
+        let sid = app.session_id(&alice.token).await;
         let response = app.request(Method::POST, "/api/v1/auth/logout", Some(&alice.token), None).await;
         assert_eq!(response.status(), 204);
         assert_eq!(app.get("/api/v1/users/me", &alice.token).await.status(), 401);
-        assert_eq!(app.redis_get(&app.key(&format!("session:user:{}", alice.id))).await, None);
+        assert_eq!(app.redis_get(&app.key(&format!("session:{sid}"))).await.as_deref(), Some("ended"));
     }
 
     async fn a_logout_with_a_revoked_token_leaves_the_new_session_alone(app) {
@@ -166,9 +169,9 @@ on_both_databases! {
         assert!(credentials.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let cached = app.redis_get(&app.key(&format!("cache:user:{}", alice.id))).await.unwrap();
         assert!(!cached.contains("argon2") && !cached.contains(PASSWORD));
-        let session = app.redis_get(&app.key(&format!("session:user:{}", alice.id))).await.unwrap();
-        // The session holds the token's jti, not the token or anything secret.
-        assert_eq!(session.len(), 32);
-        assert!(session.chars().all(|c| c.is_ascii_hexdigit()));
+        let sid = app.session_id(&alice.token).await;
+        // The session key holds the user id: no token, nothing secret.
+        let session = app.redis_get(&app.key(&format!("session:{sid}"))).await.unwrap();
+        assert_eq!(session, alice.id.to_string());
     }
 }

@@ -141,6 +141,7 @@ pub struct TestApp {
 pub struct TestUser {
     pub id: i64,
     pub token: String,
+    pub refresh: String,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -228,12 +229,30 @@ impl TestApp {
     }
 
     pub async fn login_token(&self, username: &str, password: &str) -> String {
+        self.login_tokens(username, password).await.0
+    }
+
+    /// The access and refresh tokens of a new login.
+    pub async fn login_tokens(&self, username: &str, password: &str) -> (String, String) {
         let response = self.login(username, password).await;
         assert_eq!(response.status(), 200, "login of {username}");
         let body: Value = response.json().await.expect("token JSON");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
+        tokens_of(&body)
+    }
+
+    /// The id of the session a live access token belongs to, as the
+    /// session list reports it.
+    pub async fn session_id(&self, token: &str) -> String {
+        let response = self.get("/api/v1/auth/sessions", token).await;
+        assert_eq!(response.status(), 200, "session list");
+        let body: Value = response.json().await.expect("sessions JSON");
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|session| session["current"] == true)
+            .and_then(|session| session["id"].as_str())
+            .expect("the current session is listed")
             .to_string()
     }
 
@@ -242,9 +261,11 @@ impl TestApp {
         let response = self.register(username).await;
         assert_eq!(response.status(), 201, "register {username}");
         let body: Value = response.json().await.expect("user JSON");
+        let (token, refresh) = self.login_tokens(username, PASSWORD).await;
         TestUser {
             id: body["id"].as_i64().expect("id"),
-            token: self.login_token(username, PASSWORD).await,
+            token,
+            refresh,
         }
     }
 
@@ -259,8 +280,10 @@ impl TestApp {
             }
         }
         .expect("promote to admin");
+        let (token, refresh) = self.login_tokens(username, PASSWORD).await;
         TestUser {
-            token: self.login_token(username, PASSWORD).await,
+            token,
+            refresh,
             ..user
         }
     }
@@ -346,6 +369,12 @@ impl TestApp {
             &self.settings.redis.key_prefix,
         )
     }
+}
+
+/// `(access_token, refresh_token)` of a `Tokens` body.
+pub fn tokens_of(body: &Value) -> (String, String) {
+    let field = |name: &str| body[name].as_str().expect(name).to_string();
+    (field("access_token"), field("refresh_token"))
 }
 
 pub async fn error_code(response: Response) -> (u16, Value) {

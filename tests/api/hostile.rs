@@ -40,19 +40,17 @@ fn base64url(bytes: &[u8]) -> String {
     out
 }
 
-/// The current session's jti, for claims that must otherwise be valid.
-async fn session_of(app: &TestApp, user: i64) -> String {
-    app.redis_get(&app.key(&format!("session:user:{user}")))
-        .await
-        .unwrap()
+/// The id of the token's session, for claims that must otherwise be valid.
+async fn session_of(app: &TestApp, token: &str) -> String {
+    app.session_id(token).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_expired_and_malformed_tokens_all_get_401_and_never_a_5xx() {
     let app = spawn_app(Backend::Sqlite).await;
     let alice = app.user("alice").await;
-    let jti = session_of(&app, alice.id).await;
-    let valid = json!({"sub": alice.id.to_string(), "exp": now() + 600, "iat": now(), "jti": jti, "role": "user"});
+    let sid = session_of(&app, &alice.token).await;
+    let valid = json!({"sub": alice.id.to_string(), "exp": now() + 600, "iat": now(), "jti": "any", "sid": sid, "role": "user"});
     assert_eq!(
         app.get("/api/v1/users/me", &sign(&app, &valid))
             .await
@@ -103,7 +101,21 @@ async fn forged_expired_and_malformed_tokens_all_get_401_and_never_a_5xx() {
                 c.as_object_mut().unwrap().remove("jti");
             }),
         ),
-        ("another jti", with(&|c| c["jti"] = json!("0000"))),
+        (
+            "another session",
+            with(&|c| c["sid"] = json!("0123456789abcdef0123456789abcdef")),
+        ),
+        (
+            "no session",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sid");
+            }),
+        ),
+        (
+            "another user's session",
+            with(&|c| c["sub"] = json!((alice.id + 1).to_string())),
+        ),
+        ("issued in the future", with(&|c| c["iat"] = json!(now() + 3600))),
         (
             "no exp",
             with(&|c| {

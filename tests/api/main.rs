@@ -21,4 +21,5 @@ mod process;
 mod rate_limits;
 mod redis_outage;
 mod redis_server;
+mod sessions;
 mod users;

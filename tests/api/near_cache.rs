@@ -185,6 +185,7 @@ async fn tracking_client_id(app: &TestApp) -> i64 {
 async fn a_change_made_while_the_link_is_down_is_never_served_from_the_near_cache() {
     let redis = RedisServer::start();
     let (app, alice, path) = warm_app_on_own_redis(&redis).await;
+    let sid = app.session_id(&alice.token).await;
     let flushes = app.metric(FLUSHES).await;
     let mut connection = app.redis_connection().await;
     let id = tracking_client_id(&app).await;
@@ -198,7 +199,7 @@ async fn a_change_made_while_the_link_is_down_is_never_served_from_the_near_cach
     within_a_second(async || app.metric(FLUSHES).await > flushes).await;
     // Ended behind the app's back while nobody was listening for changes.
     let _: i64 = redis::cmd("DEL")
-        .arg(app.key(&format!("session:user:{}", alice.id)))
+        .arg(app.key(&format!("session:{sid}")))
         .query_async(&mut connection)
         .await
         .unwrap();

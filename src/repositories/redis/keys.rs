@@ -1,10 +1,10 @@
 //! The one place Redis key strings are built. Layout (contract):
-//! `{prefix}cache:user:{id}`, `{prefix}session:user:{id}`, ...
+//! `{prefix}cache:user:{id}`, `{prefix}session:{sid}`, ...
 
 use std::marker::PhantomData;
 
 use super::LockKeys;
-use crate::domain::{User, UserId};
+use crate::domain::{SessionId, User, UserId};
 
 /// A cache key tied to the type of the value stored under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,8 +65,9 @@ impl Keys {
         format!("{}session:", self.prefix)
     }
 
-    pub fn session(&self, id: UserId) -> String {
-        format!("{}session:user:{id}", self.prefix)
+    /// A live session: what an access-token check reads (see `SessionStore`).
+    pub fn session(&self, id: &SessionId) -> String {
+        format!("{}session:{id}", self.prefix)
     }
 
     /// The per-user lock that serialises updates of one user.
@@ -155,7 +156,8 @@ mod tests {
         let keys = Keys::new("app:");
         assert_eq!(keys.user(UserId(42)).as_str(), "app:cache:user:42");
         assert_eq!(keys.user(UserId(42)).fill_lease(), "app:lock:fill:user:42");
-        assert_eq!(keys.session(UserId(42)), "app:session:user:42");
+        let sid = SessionId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(keys.session(&sid), "app:session:0123456789abcdef0123456789abcdef");
         assert!(
             keys.user(UserId(42))
                 .as_str()
@@ -163,7 +165,7 @@ mod tests {
         );
         assert!(
             !keys
-                .session(UserId(42))
+                .session(&sid)
                 .starts_with(&keys.cache_namespace())
         );
     }

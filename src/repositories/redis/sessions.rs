@@ -3,71 +3,67 @@ use std::time::Duration;
 use redis::Script;
 
 use super::{Keys, RedisClient, RedisError};
-use crate::domain::UserId;
+use crate::domain::{SessionId, UserId};
 
-/// The current session of each user: `{prefix}session:user:{id}` holds the
-/// `jti` of the one token that may be used.
+/// What makes an access token valid: `{prefix}session:{sid}` holds the
+/// session's user id while the session is live, or [`ENDED`] once it has
+/// ended (a tombstone, so that a late refresh cannot revive it). Both live
+/// as long as an access token of the session can, and are renewed by each
+/// refresh; SQL keeps the session itself.
 #[derive(Clone)]
 pub struct SessionStore {
     client: RedisClient,
     keys: Keys,
-    end_if_current_script: Script,
+    activate_script: Script,
 }
+
+/// The value of an ended session's key.
+pub const ENDED: &str = "ended";
 
 impl SessionStore {
     pub fn new(client: RedisClient, keys: Keys) -> Self {
         Self {
             client,
             keys,
-            end_if_current_script: Script::new(include_str!("scripts/delete_if_equals.lua")),
+            activate_script: Script::new(include_str!("scripts/session_activate.lua")),
         }
     }
 
-    /// Makes `jti` the user's only session, replacing any earlier one.
-    pub async fn start(&self, user: UserId, jti: &str, ttl: Duration) -> Result<(), RedisError> {
-        self.client
-            .query(
-                redis::cmd("SET")
-                    .arg(self.keys.session(user))
-                    .arg(jti)
-                    .arg("EX")
-                    .arg(ttl.as_secs().max(1)),
-            )
-            .await
+    pub fn key(&self, id: &SessionId) -> String {
+        self.keys.session(id)
     }
 
-    pub async fn current(&self, user: UserId) -> Result<Option<String>, RedisError> {
-        self.client
-            .query(redis::cmd("GET").arg(self.keys.session(user)))
-            .await
-    }
-
-    /// The user's current session and the raw value of `other`, in one
-    /// round trip (MGET).
-    pub async fn current_with(
+    /// Marks the session live for `ttl`, unless it has ended; false if it has.
+    pub async fn activate(
         &self,
+        id: &SessionId,
         user: UserId,
-        other: &str,
-    ) -> Result<(Option<String>, Option<Vec<u8>>), RedisError> {
-        self.client
-            .query(redis::cmd("MGET").arg(self.keys.session(user)).arg(other))
-            .await
+        ttl: Duration,
+    ) -> Result<bool, RedisError> {
+        let mut invocation = self.activate_script.key(self.keys.session(id));
+        invocation
+            .arg(user.0)
+            .arg(ttl.as_secs().max(1))
+            .arg(ENDED);
+        let set: i64 = self.client.invoke(&invocation).await?;
+        Ok(set == 1)
     }
 
-    /// Ends the session if `jti` is still the current one.
-    pub async fn end_if_current(&self, user: UserId, jti: &str) -> Result<bool, RedisError> {
-        let mut invocation = self.end_if_current_script.key(self.keys.session(user));
-        invocation.arg(jti);
-        let deleted: i64 = self.client.invoke(&invocation).await?;
-        Ok(deleted == 1)
-    }
-
-    /// Ends whatever session the user has.
-    pub async fn end(&self, user: UserId) -> Result<(), RedisError> {
-        let _: i64 = self
-            .client
-            .query(redis::cmd("DEL").arg(self.keys.session(user)))
-            .await?;
-        Ok(())
+    /// Leaves a tombstone for each session, for `ttl`, in one round trip.
+    pub async fn end(&self, ids: &[SessionId], ttl: Duration) -> Result<(), RedisError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut pipeline = redis::pipe();
+        for id in ids {
+            pipeline
+                .cmd("SET")
+                .arg(self.keys.session(id))
+                .arg(ENDED)
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .ignore();
+        }
+        self.client.query_pipeline::<()>(&pipeline).await
     }
 }

@@ -8,8 +8,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
+use super::sessions::{PgSessionRepository, SqliteSessionRepository};
 use super::users::{PgUserRepository, SqliteUserRepository};
-use super::{OutboxRepository, SqlError, UserRepository};
+use super::{OutboxRepository, SessionRepository, SqlError, UserRepository};
 use crate::config::{DatabaseSettings, redact_url};
 
 /// The pool of whichever backend `database.url` names.
@@ -76,6 +77,13 @@ impl Database {
         match self {
             Database::Sqlite(pool) => Arc::new(SqliteUserRepository::new(pool.clone())),
             Database::Postgres(pool) => Arc::new(PgUserRepository::new(pool.clone())),
+        }
+    }
+
+    pub fn sessions(&self) -> Arc<dyn SessionRepository> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteSessionRepository::new(pool.clone())),
+            Database::Postgres(pool) => Arc::new(PgSessionRepository::new(pool.clone())),
         }
     }
 

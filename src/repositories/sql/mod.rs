@@ -3,6 +3,7 @@
 
 mod database;
 mod outbox;
+mod sessions;
 mod users;
 
 use async_trait::async_trait;
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 use crate::domain::{Job, Role, User, UserId};
 
 pub use database::Database;
+pub use sessions::{NewSession, SessionRecord, SessionRepository, SessionState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {

@@ -35,7 +35,7 @@ struct CredentialsRow {
     password_hash: String,
 }
 
-fn parse_role(role: &str) -> Result<Role, SqlError> {
+pub(super) fn parse_role(role: &str) -> Result<Role, SqlError> {
     Role::parse(role).ok_or_else(|| {
         SqlError::Other(sqlx::Error::Decode(
             format!("unknown role {role:?} in users.role").into(),
