@@ -237,7 +237,11 @@ impl Settings {
             anyhow::bail!("auth.max_sessions must be at least 1");
         }
         if self.auth.refresh_cookie
-            && self.cors.allowed_origins.split(',').any(|origin| origin.trim() == "*")
+            && self
+                .cors
+                .allowed_origins
+                .split(',')
+                .any(|origin| origin.trim() == "*")
         {
             anyhow::bail!(
                 "auth.refresh_cookie cannot be on while cors.allowed_origins is \"*\": a \

@@ -10,9 +10,9 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::config::Settings;
-use crate::controllers::{self, RefreshCookie};
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
 use crate::controllers::cors::{self, CorsPolicy};
+use crate::controllers::{self, RefreshCookie};
 use crate::metrics::Metrics;
 use crate::repositories::redis::{
     CacheStore, JobQueue, KeyReader, KeyScanner, Keys, LockStore, NearCache, RateLimitStore,

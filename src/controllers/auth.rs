@@ -50,7 +50,9 @@ impl RefreshCookie {
     }
 
     pub(super) fn cleared() -> Cookie<'static> {
-        Self::cookie(String::new()).max_age(CookieAge::ZERO).finish()
+        Self::cookie(String::new())
+            .max_age(CookieAge::ZERO)
+            .finish()
     }
 
     fn cookie(value: String) -> actix_web::cookie::CookieBuilder<'static> {

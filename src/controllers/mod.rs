@@ -34,9 +34,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .service(resource("/auth/logout").route(web::post().to(auth::logout)))
                 .service(resource("/auth/logout-all").route(web::post().to(sessions::logout_all)))
                 .service(resource("/auth/sessions").route(web::get().to(sessions::list)))
-                .service(
-                    resource("/auth/sessions/{id}").route(web::delete().to(sessions::end_one)),
-                )
+                .service(resource("/auth/sessions/{id}").route(web::delete().to(sessions::end_one)))
                 .service(resource("/auth/password").route(web::put().to(auth::change_password)))
                 .service(resource("/users/me").route(web::get().to(users::me)))
                 .service(

@@ -99,16 +99,28 @@ mod tests {
         let parsed = RefreshToken::parse(token.as_str()).expect("parses");
         assert_eq!(parsed.session(), &session);
         assert_eq!(parsed.as_str(), token.as_str());
-        assert!(!format!("{token:?}").contains("abab"), "the secret is never printed");
+        assert!(
+            !format!("{token:?}").contains("abab"),
+            "the secret is never printed"
+        );
     }
 
     #[test]
     fn malformed_refresh_tokens_and_ids_are_refused() {
         let good = RefreshToken::new(&SessionId::new_random(), &[1; 32]);
         let text = good.as_str();
-        assert!(RefreshToken::parse(&text[..text.len() - 1]).is_none(), "truncated");
-        assert!(RefreshToken::parse(&text.to_uppercase()).is_none(), "not canonical");
-        assert!(RefreshToken::parse(&text.replace('.', "")).is_none(), "no separator");
+        assert!(
+            RefreshToken::parse(&text[..text.len() - 1]).is_none(),
+            "truncated"
+        );
+        assert!(
+            RefreshToken::parse(&text.to_uppercase()).is_none(),
+            "not canonical"
+        );
+        assert!(
+            RefreshToken::parse(&text.replace('.', "")).is_none(),
+            "no separator"
+        );
         assert!(RefreshToken::parse("").is_none());
         assert!(SessionId::parse("../../etc").is_none());
         assert!(SessionId::parse(&"a".repeat(33)).is_none());

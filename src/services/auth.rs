@@ -14,7 +14,9 @@ pub use super::sessions::Principal;
 use super::sessions::{ClientInfo, SessionService, SessionView, Tokens};
 use super::tokens::TokenSubject;
 use super::users::UserService;
-use crate::domain::{Email, Job, Password, RefreshToken, Role, SessionId, Task, User, UserId, Username};
+use crate::domain::{
+    Email, Job, Password, RefreshToken, Role, SessionId, Task, User, UserId, Username,
+};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::RateDecision;
 use crate::repositories::sql::{LoginName, NewUser, UserRepository};
@@ -188,7 +190,9 @@ impl AuthService {
         let login = login.trim().to_lowercase();
         match self.rate_limits.check_login(client, &login).await {
             Ok(limit) => LoginResult {
-                outcome: self.verify_and_start_session(&login, &password, origin).await,
+                outcome: self
+                    .verify_and_start_session(&login, &password, origin)
+                    .await,
                 limit,
             },
             Err(error) => LoginResult {
@@ -238,8 +242,8 @@ impl AuthService {
 
     /// A new token pair for the session of `refresh_token` (rotation).
     pub async fn refresh(&self, refresh_token: Option<String>) -> Result<Tokens, AppError> {
-        let presented = refresh_token
-            .ok_or_else(|| AppError::validation("refresh_token", "is required"))?;
+        let presented =
+            refresh_token.ok_or_else(|| AppError::validation("refresh_token", "is required"))?;
         let presented = RefreshToken::parse(presented.trim()).ok_or(AppError::Unauthorized)?;
         self.sessions.refresh(&presented).await
     }
@@ -260,7 +264,9 @@ impl AuthService {
 
     /// Ends the caller's session at once.
     pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {
-        self.sessions.end(principal.user, &principal.session).await?;
+        self.sessions
+            .end(principal.user, &principal.session)
+            .await?;
         Ok(())
     }
 

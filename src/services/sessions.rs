@@ -10,8 +10,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::reads::NearReads;
-use super::retry::after_commit;
 use super::refresh_tokens::RefreshSecrets;
+use super::retry::after_commit;
 use super::tokens::{TokenIssuer, TokenSubject};
 use crate::domain::{RefreshToken, Role, SessionId, UserId};
 use crate::error::AppError;
@@ -20,6 +20,9 @@ use crate::repositories::sql::{NewSession, SessionRecord, SessionRepository};
 
 /// The caller of an authenticated request: a valid token whose session was
 /// found live. Only this module makes one, so no handler can skip the check.
+// A private field, not `#[non_exhaustive]`: that would still let every
+// module of this crate build one.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: UserId,
@@ -237,7 +240,11 @@ impl SessionService {
             }
             // Redis before SQL: with Redis down nothing is spent, so the
             // client can retry with the same token once it is back.
-            if !self.store.activate(id, state.user, self.mirror_ttl()).await? {
+            if !self
+                .store
+                .activate(id, state.user, self.mirror_ttl())
+                .await?
+            {
                 // Ended meanwhile: the tombstone wins.
                 return Err(AppError::Unauthorized);
             }

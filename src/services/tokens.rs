@@ -223,7 +223,10 @@ mod tests {
     #[test]
     fn a_token_verified_once_verifies_again_and_a_forged_twin_does_not() {
         let issuer = issuer("a-secret-of-at-least-32-bytes-long!");
-        let token = issuer.issue(UserId(7), Role::User, &session()).unwrap().token;
+        let token = issuer
+            .issue(UserId(7), Role::User, &session())
+            .unwrap()
+            .token;
         assert!(issuer.verify(&token).is_some());
         assert!(issuer.verify(&token).is_some());
         let mut forged = token.clone();

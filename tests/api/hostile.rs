@@ -115,7 +115,10 @@ async fn forged_expired_and_malformed_tokens_all_get_401_and_never_a_5xx() {
             "another user's session",
             with(&|c| c["sub"] = json!((alice.id + 1).to_string())),
         ),
-        ("issued in the future", with(&|c| c["iat"] = json!(now() + 3600))),
+        (
+            "issued in the future",
+            with(&|c| c["iat"] = json!(now() + 3600)),
+        ),
         (
             "no exp",
             with(&|c| {

@@ -12,8 +12,11 @@ use crate::helpers::{Backend, PASSWORD, TestApp, error_code, spawn_app_with, tok
 use crate::on_both_databases;
 
 async fn refresh(app: &TestApp, refresh_token: &str) -> Response {
-    app.post("/api/v1/auth/refresh", json!({"refresh_token": refresh_token}))
-        .await
+    app.post(
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": refresh_token}),
+    )
+    .await
 }
 
 /// The new `(access, refresh)` pair of a refresh that must succeed.

@@ -157,17 +157,16 @@ mod tests {
         assert_eq!(keys.user(UserId(42)).as_str(), "app:cache:user:42");
         assert_eq!(keys.user(UserId(42)).fill_lease(), "app:lock:fill:user:42");
         let sid = SessionId::parse("0123456789abcdef0123456789abcdef").unwrap();
-        assert_eq!(keys.session(&sid), "app:session:0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            keys.session(&sid),
+            "app:session:0123456789abcdef0123456789abcdef"
+        );
         assert!(
             keys.user(UserId(42))
                 .as_str()
                 .starts_with(&keys.cache_namespace())
         );
-        assert!(
-            !keys
-                .session(&sid)
-                .starts_with(&keys.cache_namespace())
-        );
+        assert!(!keys.session(&sid).starts_with(&keys.cache_namespace()));
     }
 
     #[test]

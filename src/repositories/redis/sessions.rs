@@ -41,10 +41,7 @@ impl SessionStore {
         ttl: Duration,
     ) -> Result<bool, RedisError> {
         let mut invocation = self.activate_script.key(self.keys.session(id));
-        invocation
-            .arg(user.0)
-            .arg(ttl.as_secs().max(1))
-            .arg(ENDED);
+        invocation.arg(user.0).arg(ttl.as_secs().max(1)).arg(ENDED);
         let set: i64 = self.client.invoke(&invocation).await?;
         Ok(set == 1)
     }
