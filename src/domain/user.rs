@@ -45,8 +45,13 @@ pub struct User {
     #[schema(value_type = i64)]
     pub id: UserId,
     pub username: String,
+    #[schema(format = Email)]
     pub email: String,
+    /// Whether the address was confirmed through the link mailed to it.
+    pub email_verified: bool,
     pub role: Role,
+    /// A disabled account cannot log in; an admin can enable it again.
+    pub disabled: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -13,7 +13,7 @@ use crate::domain::{Job, Role, User, UserId};
 /// The columns of `UserRow`, as a literal so queries are built with `concat!`.
 macro_rules! user_columns {
     () => {
-        "id, username, email, role, version, created_at, updated_at"
+        "id, username, email, email_verified, role, disabled, version, created_at, updated_at"
     };
 }
 
@@ -22,7 +22,9 @@ struct UserRow {
     id: i64,
     username: String,
     email: String,
+    email_verified: bool,
     role: String,
+    disabled: bool,
     version: i64,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
@@ -52,6 +54,8 @@ impl TryFrom<UserRow> for User {
             role: parse_role(&row.role)?,
             username: row.username,
             email: row.email,
+            email_verified: row.email_verified,
+            disabled: row.disabled,
             created_at: row.created_at,
             updated_at: row.updated_at,
             version: row.version,
