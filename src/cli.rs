@@ -93,15 +93,16 @@ pub async fn evict_cache(
 ) -> anyhow::Result<()> {
     let selector = Selector::parse(EvictionRequest { suffix, prefix }).map_err(explain)?;
     let state = services(settings).await?;
-    let count = state
-        .cache_admin
-        .evict(&selector, dry_run)
-        .await
-        .map_err(explain)?;
     if dry_run {
-        println!("would delete {count} keys");
+        let preview = state
+            .cache_admin
+            .preview(&selector, 0)
+            .await
+            .map_err(explain)?;
+        println!("would delete {} keys", preview.count);
     } else {
-        println!("deleted {count} keys");
+        let deleted = state.cache_admin.evict(&selector).await.map_err(explain)?;
+        println!("deleted {deleted} keys");
     }
     Ok(())
 }

@@ -4,7 +4,9 @@ use utoipa::ToSchema;
 
 use super::extract::Authenticated;
 use crate::error::{AppError, ErrorResponse};
-use crate::services::cache_admin::{CacheAdminService, CacheStats, EvictionRequest};
+use crate::services::cache_admin::{
+    CacheAdminService, CacheStats, EvictionPreview, EvictionRequest, PreviewRequest,
+};
 use crate::services::jobs::{JobService, JobStats};
 
 /// How many cache keys were deleted.
@@ -41,6 +43,31 @@ pub async fn evict(
     Ok(HttpResponse::Ok().json(Evicted { deleted }))
 }
 
+/// What `DELETE` with the same selector would delete now: how many keys,
+/// and up to `limit` of them. The same selector rules and errors, except
+/// that an empty match is a 200 with a count of 0.
+#[utoipa::path(get, path = "/api/v1/admin/cache/keys", tag = "admin",
+    security(("bearer" = [])),
+    params(PreviewRequest),
+    responses(
+        (status = 200, description = "The matching keys", body = EvictionPreview),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: neither, both, empty or too long; a limit outside 1-100", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
+pub async fn preview_eviction(
+    cache_admin: web::Data<CacheAdminService>,
+    Authenticated(principal): Authenticated,
+    request: web::Query<PreviewRequest>,
+) -> Result<HttpResponse, AppError> {
+    let preview = cache_admin
+        .preview_as(&principal, request.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(preview))
+}
+
 /// Cache hits and misses of this instance, and keys in the cache.
 #[utoipa::path(get, path = "/api/v1/admin/cache/stats", tag = "admin",
     security(("bearer" = [])),
@@ -73,4 +100,28 @@ pub async fn job_stats(
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(jobs.stats(&principal).await?))
+}
+
+/// How many dead jobs went back into the queue.
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    replayed: u64,
+}
+
+/// Put every dead-lettered job back in the queue, with fresh attempts.
+#[utoipa::path(post, path = "/api/v1/admin/jobs/dead/replay", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replayed (0 when none was dead)", body = Replayed),
+        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 429, description = "`rate_limited`", body = ErrorResponse),
+        (status = 503, description = "`unavailable`", body = ErrorResponse),
+    ))]
+pub async fn replay_dead_jobs(
+    jobs: web::Data<JobService>,
+    Authenticated(principal): Authenticated,
+) -> Result<HttpResponse, AppError> {
+    let replayed = jobs.replay_all_dead_as(&principal).await?;
+    Ok(HttpResponse::Ok().json(Replayed { replayed }))
 }

@@ -48,9 +48,17 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::delete().to(sessions::end_user_sessions)),
                 )
                 .service(resource("/users").route(web::get().to(users::list)))
-                .service(resource("/admin/cache/keys").route(web::delete().to(admin::evict)))
+                .service(
+                    resource("/admin/cache/keys")
+                        .route(web::get().to(admin::preview_eviction))
+                        .route(web::delete().to(admin::evict)),
+                )
                 .service(resource("/admin/cache/stats").route(web::get().to(admin::cache_stats)))
-                .service(resource("/admin/jobs/stats").route(web::get().to(admin::job_stats))),
+                .service(resource("/admin/jobs/stats").route(web::get().to(admin::job_stats)))
+                .service(
+                    resource("/admin/jobs/dead/replay")
+                        .route(web::post().to(admin::replay_dead_jobs)),
+                ),
         )
         .service(resource("/health/live").route(web::get().to(health::live)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))

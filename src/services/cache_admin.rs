@@ -1,4 +1,5 @@
-//! Admin eviction of cache entries by suffix or prefix, and cache stats.
+//! Admin eviction of cache entries by suffix or prefix, its preview, and
+//! cache stats.
 //! Only keys inside the cache namespace `{prefix}cache:` can be touched:
 //! the MATCH pattern is built there with the value escaped, and every key
 //! SCAN returns is checked again with a plain string test before it goes.
@@ -95,6 +96,64 @@ pub struct CacheStats {
     pub redis_used_memory_bytes: u64,
 }
 
+/// The preview's query: a selector as for the eviction, and how many keys
+/// to show.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewRequest {
+    pub suffix: Option<String>,
+    pub prefix: Option<String>,
+    /// How many of the keys to list: 1 to 100, default 20.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+}
+
+/// What an eviction with the same selector would delete now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvictionPreview {
+    /// How many keys match.
+    pub count: u64,
+    /// Up to `limit` of them, full Redis key names in byte order.
+    pub keys: Vec<String>,
+}
+
+pub const DEFAULT_PREVIEW_KEYS: usize = 20;
+pub const MAX_PREVIEW_KEYS: usize = 100;
+
+/// The keys one selector matches, a SCAN page at a time, each already
+/// checked with the literal test.
+struct MatchingKeys<'a> {
+    scanner: &'a KeyScanner,
+    pattern: String,
+    namespace: String,
+    selector: &'a Selector,
+    /// `None` once SCAN's cursor came back to 0.
+    cursor: Option<u64>,
+}
+
+impl MatchingKeys<'_> {
+    /// The next page's matching keys (possibly none, possibly repeats of
+    /// earlier pages), or `None` when the walk is over.
+    async fn next(&mut self) -> Result<Option<Vec<Vec<u8>>>, AppError> {
+        let Some(cursor) = self.cursor else {
+            return Ok(None);
+        };
+        let page = self.scanner.page(cursor, &self.pattern, BATCH).await?;
+        self.cursor = (page.cursor != 0).then_some(page.cursor);
+        let namespace = self.namespace.as_bytes();
+        Ok(Some(
+            page.keys
+                .into_iter()
+                .filter(|key| self.selector.selects(namespace, key))
+                .collect(),
+        ))
+    }
+
+    fn finished(&self) -> bool {
+        self.cursor.is_none()
+    }
+}
+
 #[derive(Clone)]
 pub struct CacheAdminService {
     scanner: KeyScanner,
@@ -136,55 +195,102 @@ impl CacheAdminService {
         request: EvictionRequest,
     ) -> Result<u64, AppError> {
         ensure_admin(actor)?;
-        match self.evict(&Selector::parse(request)?, false).await? {
+        match self.evict(&Selector::parse(request)?).await? {
             0 => Err(AppError::NotFound("matching cache key")),
             deleted => Ok(deleted),
         }
     }
 
-    /// Deletes the selected cache keys and returns how many were deleted;
-    /// with `dry_run`, only counts them.
+    /// The HTTP preview: admins only; the same selector rules as
+    /// `evict_as`, but an empty match is an answer, not an error.
+    pub async fn preview_as(
+        &self,
+        actor: &Principal,
+        request: PreviewRequest,
+    ) -> Result<EvictionPreview, AppError> {
+        ensure_admin(actor)?;
+        let limit = match request.limit.as_deref().map(str::parse::<usize>) {
+            None => Ok(DEFAULT_PREVIEW_KEYS),
+            Some(Ok(limit)) if (1..=MAX_PREVIEW_KEYS).contains(&limit) => Ok(limit),
+            Some(_) => Err(FieldError::new(
+                "limit",
+                "must be a whole number from 1 to 100",
+            )),
+        };
+        let selector = Selector::parse(EvictionRequest {
+            suffix: request.suffix,
+            prefix: request.prefix,
+        });
+        match (selector, limit) {
+            (Ok(selector), Ok(limit)) => self.preview(&selector, limit).await,
+            (Err(AppError::Validation(mut errors)), Err(limit)) => {
+                errors.push(limit);
+                Err(AppError::Validation(errors))
+            }
+            (Err(error), _) => Err(error),
+            (_, Err(limit)) => Err(AppError::Validation(vec![limit])),
+        }
+    }
+
+    /// Deletes the selected cache keys and returns how many were deleted.
     #[tracing::instrument(skip(self))]
-    pub async fn evict(&self, selector: &Selector, dry_run: bool) -> Result<u64, AppError> {
-        let namespace = self.keys.cache_namespace();
-        let pattern = selector.pattern(&self.keys);
-        // SCAN may return a key twice; a dry run must not count it twice.
-        let mut seen = HashSet::new();
+    pub async fn evict(&self, selector: &Selector) -> Result<u64, AppError> {
+        let mut walk = self.walk(selector);
         let mut batch = Vec::with_capacity(BATCH);
         let mut total = 0;
-        let mut cursor = 0;
-        loop {
-            let page = self.scanner.page(cursor, &pattern, BATCH).await?;
-            batch.extend(
-                page.keys
-                    .into_iter()
-                    .filter(|key| selector.selects(namespace.as_bytes(), key)),
-            );
-            cursor = page.cursor;
-            if batch.len() >= BATCH || (cursor == 0 && !batch.is_empty()) {
-                total += if dry_run {
-                    batch
-                        .drain(..)
-                        .filter(|key| seen.insert(key.clone()))
-                        .count() as u64
-                } else {
-                    // UNLINK counts only keys that still existed: repeats add 0.
-                    let deleted = self.scanner.unlink(&batch).await;
-                    // Whatever UNLINK did, this process forgets its copies at once.
-                    for key in batch.drain(..) {
-                        if let Ok(key) = String::from_utf8(key) {
-                            self.near.invalidate(&key);
-                        }
+        while let Some(keys) = walk.next().await? {
+            batch.extend(keys);
+            if batch.len() >= BATCH || (walk.finished() && !batch.is_empty()) {
+                // UNLINK counts only keys that still existed: repeats add 0.
+                let deleted = self.scanner.unlink(&batch).await;
+                // Whatever UNLINK did, this process forgets its copies at once.
+                for key in batch.drain(..) {
+                    if let Ok(key) = String::from_utf8(key) {
+                        self.near.invalidate(&key);
                     }
-                    deleted?
-                };
-            }
-            if cursor == 0 {
-                break;
+                }
+                total += deleted?;
             }
         }
-        tracing::info!(total, dry_run, "cache eviction finished");
+        tracing::info!(total, "cache eviction finished");
         Ok(total)
+    }
+
+    /// What `evict` would delete now: how many keys, and the first `limit`
+    /// of them in byte order (a stable answer for the same keys).
+    #[tracing::instrument(skip(self))]
+    pub async fn preview(
+        &self,
+        selector: &Selector,
+        limit: usize,
+    ) -> Result<EvictionPreview, AppError> {
+        let mut walk = self.walk(selector);
+        // SCAN may return a key twice; it must not be counted twice.
+        let mut seen = HashSet::new();
+        while let Some(keys) = walk.next().await? {
+            seen.extend(keys);
+        }
+        let count = seen.len() as u64;
+        let mut keys: Vec<Vec<u8>> = seen.into_iter().collect();
+        keys.sort_unstable();
+        keys.truncate(limit);
+        Ok(EvictionPreview {
+            count,
+            keys: keys
+                .iter()
+                .map(|key| String::from_utf8_lossy(key).into_owned())
+                .collect(),
+        })
+    }
+
+    fn walk<'a>(&'a self, selector: &'a Selector) -> MatchingKeys<'a> {
+        MatchingKeys {
+            scanner: &self.scanner,
+            pattern: selector.pattern(&self.keys),
+            namespace: self.keys.cache_namespace(),
+            selector,
+            cursor: Some(0),
+        }
     }
 
     pub async fn stats(&self, actor: &Principal) -> Result<CacheStats, AppError> {

@@ -308,6 +308,17 @@ pub struct JobStats {
     pub outbox: u64,
 }
 
+/// Dead jobs moved back per replay script.
+const REPLAY_BATCH: u64 = 500;
+
+fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden)
+    }
+}
+
 #[derive(Clone)]
 pub struct JobService {
     queue: JobQueue,
@@ -320,9 +331,7 @@ impl JobService {
     }
 
     pub async fn stats(&self, actor: &Principal) -> Result<JobStats, AppError> {
-        if !actor.is_admin() {
-            return Err(AppError::Forbidden);
-        }
+        ensure_admin(actor)?;
         self.counts().await
     }
 
@@ -337,5 +346,24 @@ impl JobService {
     /// Puts dead jobs back in the queue with fresh attempts.
     pub async fn replay_dead(&self, limit: u64) -> Result<u64, AppError> {
         Ok(self.queue.replay_dead(limit).await?)
+    }
+
+    /// The HTTP entry point: admins only; every job dead now goes back, in
+    /// batches so that no single script holds Redis for long. Jobs that
+    /// die while this runs wait for the next replay.
+    pub async fn replay_all_dead_as(&self, actor: &Principal) -> Result<u64, AppError> {
+        ensure_admin(actor)?;
+        let mut left = self.queue.counts().await?.dead;
+        let mut replayed = 0;
+        while left > 0 {
+            let moved = self.queue.replay_dead(left.min(REPLAY_BATCH)).await?;
+            if moved == 0 {
+                break;
+            }
+            replayed += moved;
+            left -= moved;
+        }
+        tracing::info!(replayed, "dead jobs replayed");
+        Ok(replayed)
     }
 }

@@ -12,6 +12,10 @@ async fn evict(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
     app.request(Method::DELETE, &path, Some(token), None).await
 }
 
+async fn preview(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
+    app.get(&format!("/api/v1/admin/cache/keys?{query}"), token).await
+}
+
 /// Two users with cached entries, and their sessions.
 async fn cached_users(app: &TestApp) -> (TestUser, TestUser) {
     let admin = app.admin("root").await;
@@ -83,6 +87,48 @@ on_both_databases! {
         assert!(stats["misses"].as_u64().unwrap() >= 2);
         assert!(stats["hit_ratio"].as_f64().unwrap() > 0.0);
         assert_eq!(stats["ttl_seconds"], 300);
+    }
+
+    async fn the_preview_shows_what_the_eviction_then_deletes(app) {
+        let (admin, alice) = cached_users(&app).await;
+        let by_suffix: Value = preview(&app, &admin.token, &format!("suffix=:{}", alice.id)).await.json().await.unwrap();
+        assert_eq!(by_suffix["count"], 1);
+        assert_eq!(by_suffix["keys"], serde_json::json!([app.key(&format!("cache:user:{}", alice.id))]));
+        let by_prefix: Value = preview(&app, &admin.token, "prefix=user:").await.json().await.unwrap();
+        assert_eq!(by_prefix["count"], 2);
+        let mut expected = vec![app.key(&format!("cache:user:{}", admin.id)), app.key(&format!("cache:user:{}", alice.id))];
+        expected.sort();
+        assert_eq!(by_prefix["keys"], serde_json::json!(expected), "in byte order");
+        let one: Value = preview(&app, &admin.token, "prefix=user:&limit=1").await.json().await.unwrap();
+        assert_eq!((one["count"].as_u64(), one["keys"].as_array().unwrap().len()), (Some(2), 1), "the count is of all keys");
+        let before = key_count(&app).await;
+        preview(&app, &admin.token, "prefix=user:").await;
+        assert_eq!(key_count(&app).await, before, "a preview deletes nothing");
+        let deleted: Value = evict(&app, &admin.token, "prefix=user:").await.json().await.unwrap();
+        assert_eq!(deleted["deleted"], by_prefix["count"]);
+        let after: Value = preview(&app, &admin.token, "prefix=user:").await.json().await.unwrap();
+        assert_eq!(after, serde_json::json!({"count": 0, "keys": []}), "an empty match is an answer");
+    }
+
+    async fn the_preview_has_the_evictions_rules_and_matches_glob_characters_literally(app) {
+        let (admin, alice) = cached_users(&app).await;
+        let anonymous = app.request(Method::GET, "/api/v1/admin/cache/keys?prefix=user:", None, None).await;
+        assert_eq!(anonymous.status(), 401);
+        assert_eq!(error_code(preview(&app, &alice.token, "prefix=user:").await).await.0, 403);
+        let long = format!("prefix={}", "x".repeat(257));
+        for query in ["", "suffix=", "prefix=", "suffix=a&prefix=b", long.as_str(), "prefix=user:&limit=0", "prefix=user:&limit=101", "prefix=user:&limit=ten"] {
+            let (status, error) = error_code(preview(&app, &admin.token, query).await).await;
+            assert_eq!((status, error["code"].as_str()), (422, Some("validation_failed")), "{query}");
+        }
+        let (_, error) = error_code(preview(&app, &admin.token, "suffix=&limit=0").await).await;
+        let fields: Vec<&str> = error["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["suffix", "limit"], "every invalid parameter is named");
+        for trap in ["*", "?", "[0-9]", "%5C", "*:1*", "user:*"] {
+            for selector in ["suffix", "prefix"] {
+                let found: Value = preview(&app, &admin.token, &format!("{selector}={trap}")).await.json().await.unwrap();
+                assert_eq!(found["count"], 0, "{selector} {trap}");
+            }
+        }
     }
 
     async fn create_admin_reads_the_password_from_stdin_and_promotes_existing_users(app) {

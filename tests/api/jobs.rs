@@ -5,13 +5,14 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 use user_api::config::{MailTransport, Settings, SmtpTls};
 
 use crate::helpers::{Backend, TestApp, spawn_app_with};
 use crate::smtp_sink::{Mode, SmtpSink};
 
-fn mail_to(settings: &mut Settings, sink: &SmtpSink) {
+pub fn mail_to(settings: &mut Settings, sink: &SmtpSink) {
     settings.mail.transport = MailTransport::Smtp;
     settings.mail.smtp_host = "127.0.0.1".into();
     settings.mail.smtp_port = sink.port;
@@ -90,7 +91,13 @@ async fn every_registration_sends_exactly_one_welcome_mail_on_postgres() {
     registration_mails(Backend::Postgres).await;
 }
 
-async fn refusals_then_dead_letter_then_replay(backend: Backend) {
+#[derive(Clone, Copy)]
+enum Replay {
+    CommandLine,
+    Http,
+}
+
+async fn refusals_then_dead_letter_then_replay(backend: Backend, replay: Replay) {
     let sink = SmtpSink::start().await;
     sink.set_mode(Mode::Refuse);
     let app = app_mailing_to(&sink, backend, |settings| settings.jobs.max_attempts = 3).await;
@@ -99,33 +106,64 @@ async fn refusals_then_dead_letter_then_replay(backend: Backend) {
     assert_eq!(stats["retried"], 2, "two retries, then given up");
     assert_eq!(sink.refused(), 3);
     sink.set_mode(Mode::Accept);
-    let output = app
-        .command()
-        .args(["jobs", "replay-dead"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&output.stdout).trim(),
-        "replayed 1 jobs"
-    );
+    match replay {
+        Replay::CommandLine => {
+            let output = app
+                .command()
+                .args(["jobs", "replay-dead"])
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&output.stdout).trim(),
+                "replayed 1 jobs"
+            );
+        }
+        Replay::Http => {
+            let path = "/api/v1/admin/jobs/dead/replay";
+            let user = app.user("alice").await;
+            let refused = app.request(Method::POST, path, Some(&user.token), None).await;
+            assert_eq!(refused.status(), 403, "admins only");
+            let anonymous = app.request(Method::POST, path, None, None).await;
+            assert_eq!(anonymous.status(), 401);
+            let response = app.request(Method::POST, path, Some(&admin.token), None).await;
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.json::<Value>().await.unwrap(), json!({"replayed": 1}));
+        }
+    }
     let mails = sink.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(mails[0].to, ["root@example.com"]);
     wait_for_stat(&app, &admin.token, "dead", 0).await;
+    if let Replay::Http = replay {
+        let again = app
+            .request(Method::POST, "/api/v1/admin/jobs/dead/replay", Some(&admin.token), None)
+            .await;
+        assert_eq!(again.json::<Value>().await.unwrap(), json!({"replayed": 0}));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_mail_server_gets_retries_then_dead_letter_then_replay_on_sqlite() {
-    refusals_then_dead_letter_then_replay(Backend::Sqlite).await;
+    refusals_then_dead_letter_then_replay(Backend::Sqlite, Replay::CommandLine).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_mail_server_gets_retries_then_dead_letter_then_replay_on_postgres() {
-    refusals_then_dead_letter_then_replay(Backend::Postgres).await;
+    refusals_then_dead_letter_then_replay(Backend::Postgres, Replay::CommandLine).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_replays_dead_jobs_over_http_on_sqlite() {
+    refusals_then_dead_letter_then_replay(Backend::Sqlite, Replay::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_replays_dead_jobs_over_http_on_postgres() {
+    refusals_then_dead_letter_then_replay(Backend::Postgres, Replay::Http).await;
 }
 
 fn worker_process(app: &TestApp) -> Child {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::helpers::{Backend, spawn_app};
 
-const CONTRACT: [(&str, &str); 15] = [
+const CONTRACT: [(&str, &str); 17] = [
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
@@ -17,8 +17,10 @@ const CONTRACT: [(&str, &str); 15] = [
     ("delete", "/api/v1/users/{id}"),
     ("get", "/api/v1/users"),
     ("delete", "/api/v1/admin/cache/keys"),
+    ("get", "/api/v1/admin/cache/keys"),
     ("get", "/api/v1/admin/cache/stats"),
     ("get", "/api/v1/admin/jobs/stats"),
+    ("post", "/api/v1/admin/jobs/dead/replay"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
     ("get", "/metrics"),
