@@ -74,9 +74,7 @@ async fn main() -> anyhow::Result<()> {
         NearCache::new(1, Duration::from_secs(1)),
     );
     let started = Instant::now();
-    let deleted = service
-        .evict(&Selector::Prefix("user:".into()), false)
-        .await?;
+    let deleted = service.evict(&Selector::Prefix("user:".into())).await?;
     let took = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let mut waits = probe.await?;

@@ -13,7 +13,8 @@ async fn evict(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
 }
 
 async fn preview(app: &TestApp, token: &str, query: &str) -> reqwest::Response {
-    app.get(&format!("/api/v1/admin/cache/keys?{query}"), token).await
+    app.get(&format!("/api/v1/admin/cache/keys?{query}"), token)
+        .await
 }
 
 /// Two users with cached entries, and their sessions.
