@@ -14,7 +14,7 @@ use user_api::services::cache::CacheStatus;
 use user_api::services::users::UserService;
 use user_api::startup::AppState;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, error_code, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, error_code, spawn_app_with, tokens_of};
 use crate::redis_server::RedisServer;
 
 /// Well under a second: the operation timeout (300 ms) plus the SQL read.
@@ -118,7 +118,9 @@ async fn a_hung_redis_degrades_then_recovers(backend: Backend) {
     assert_eq!(app.get(&path, &alice.token).await.status(), 200);
 }
 
-async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(backend: Backend) {
+async fn a_dead_redis_degrades_and_after_an_empty_restart_a_refresh_restores_the_session(
+    backend: Backend,
+) {
     let mut redis = RedisServer::start();
     let app = app_on(&redis, backend).await;
     let (alice, path, body) = cached_user(&app).await;
@@ -126,13 +128,16 @@ async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(backend
     redis.stop();
     assert_degraded(&app, &users, &alice, &path, &body).await;
     redis.restart();
-    // The sessions went with the data: 401, not 500.
+    // The Redis side of the session went with the data: 401, not 500...
     let deadline = Instant::now() + Duration::from_secs(5);
     while app.get("/api/v1/users/me", &alice.token).await.status() != 401 {
         assert!(Instant::now() < deadline, "no recovery after restart");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let token = app.login_token("alice", PASSWORD).await;
+    // ...but not the session itself: a refresh brings it back from SQL.
+    let refreshed = refresh(&app, &alice.refresh).await;
+    assert_eq!(refreshed.status(), 200);
+    let (token, _) = tokens_of(&refreshed.json().await.unwrap());
     let response = app.get(&path, &token).await;
     assert_eq!(response.headers()["x-cache"], "MISS");
     assert_eq!(
@@ -153,13 +158,75 @@ async fn a_hung_redis_degrades_then_recovers_on_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login_on_sqlite() {
-    a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(Backend::Sqlite).await;
+async fn a_dead_redis_degrades_and_after_an_empty_restart_a_refresh_restores_the_session_on_sqlite()
+{
+    a_dead_redis_degrades_and_after_an_empty_restart_a_refresh_restores_the_session(
+        Backend::Sqlite,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login_on_postgres() {
-    a_dead_redis_degrades_and_an_empty_restart_asks_for_a_new_login(Backend::Postgres).await;
+async fn a_dead_redis_degrades_and_after_an_empty_restart_a_refresh_restores_the_session_on_postgres()
+ {
+    a_dead_redis_degrades_and_after_an_empty_restart_a_refresh_restores_the_session(
+        Backend::Postgres,
+    )
+    .await;
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
+    app.post(
+        "/api/v1/auth/refresh",
+        serde_json::json!({"refresh_token": refresh_token}),
+    )
+    .await
+}
+
+/// While Redis is down a refresh answers 503 and spends nothing: the same
+/// token works once Redis is back, even after the reuse grace has passed.
+async fn a_refresh_during_a_redis_outage_is_503_and_loses_no_session(backend: Backend) {
+    let redis = RedisServer::start();
+    let app = spawn_app_with(backend, |settings| {
+        settings.redis.url = SecretString::from(redis.url());
+        settings.auth.refresh_reuse_grace_seconds = 0;
+    })
+    .await;
+    let alice = app.user("alice").await;
+    redis.pause();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, error) = error_code(refresh(&app, &alice.refresh).await).await;
+        assert_eq!((status, error["code"].as_str()), (503, Some("unavailable")));
+        assert!(
+            started.elapsed() < BOUND,
+            "answered in {:?}",
+            started.elapsed()
+        );
+    }
+    redis.resume();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let response = loop {
+        let response = refresh(&app, &alice.refresh).await;
+        if response.status() != 503 || Instant::now() > deadline {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(response.status(), 200, "the session survived the outage");
+    let (token, _) = tokens_of(&response.json().await.unwrap());
+    assert_eq!(app.get("/api/v1/users/me", &token).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_during_a_redis_outage_is_503_and_loses_no_session_on_sqlite() {
+    a_refresh_during_a_redis_outage_is_503_and_loses_no_session(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_during_a_redis_outage_is_503_and_loses_no_session_on_postgres() {
+    a_refresh_during_a_redis_outage_is_503_and_loses_no_session(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,6 +76,23 @@ on_both_databases! {
         refreshed(&app, &pairs[0].1).await;
     }
 
+    async fn a_hundred_parallel_refreshes_of_one_token_all_get_the_same_working_pair(app) {
+        let alice = app.user("alice").await;
+        let answers = join_all((0..100).map(|_| refresh(&app, &alice.refresh))).await;
+        let mut next_tokens = std::collections::HashSet::new();
+        let mut accesses = Vec::new();
+        for answer in answers {
+            assert_eq!(answer.status(), 200);
+            let (access, next) = tokens_of(&answer.json().await.unwrap());
+            next_tokens.insert(next);
+            accesses.push(access);
+        }
+        assert_eq!(next_tokens.len(), 1);
+        for access in accesses.iter().step_by(10) {
+            assert_eq!(me_status(&app, access).await, 200);
+        }
+    }
+
     async fn unknown_malformed_and_truncated_refresh_tokens_get_401_and_none_at_all_422(app) {
         let alice = app.user("alice").await;
         let (sid, _) = alice.refresh.split_once('.').unwrap();
