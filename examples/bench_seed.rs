@@ -7,7 +7,7 @@
 use secrecy::SecretString;
 use user_api::config::DatabaseSettings;
 use user_api::repositories::sql::Database;
-use user_api::services::passwords::PasswordHasher;
+use user_api::services::passwords::{PasswordHasher, Priority};
 
 /// One user row, on either backend.
 async fn insert<'a, DB: sqlx::Database>(
@@ -53,8 +53,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let database = Database::connect(&settings).await?;
     database.migrate().await?;
-    let hash = PasswordHasher::new(1)?
-        .hash("benchmark-password")
+    let hash = PasswordHasher::new(1, 1)?
+        .hash("benchmark-password", Priority::Registration)
         .await
         .map_err(|error| anyhow::anyhow!("{error}"))?;
     let now = time::OffsetDateTime::now_utc();

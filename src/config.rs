@@ -41,6 +41,14 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
+    /// Connections the kernel queues before they are accepted.
+    pub backlog: u32,
+    /// Longest a client may take to send a request body once its headers
+    /// are in; then 408 and the connection is closed.
+    pub body_timeout_ms: u64,
+    /// Open connections one client address may hold at once (trusted
+    /// proxies are not counted).
+    pub max_connections_per_client: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +90,9 @@ pub struct AuthSettings {
     pub max_sessions: u32,
     /// Login and refresh also set the refresh token as an HttpOnly cookie.
     pub refresh_cookie: bool,
+    /// Password hashes that may wait for a hashing thread, per kind
+    /// (sign-ins; registrations); more are answered 503.
+    pub hash_queue_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -106,6 +117,9 @@ pub struct RateLimitSettings {
     /// Login attempts per client IP, and per account, per login window.
     pub login_requests: u32,
     pub login_window_seconds: u64,
+    /// Registrations per client IP per registration window.
+    pub register_requests: u32,
+    pub register_window_seconds: u64,
     /// Comma-separated addresses or CIDR ranges whose `X-Forwarded-For` /
     /// `Forwarded` headers are believed.
     pub trusted_proxies: String,
@@ -253,8 +267,21 @@ impl Settings {
             || limits.window_seconds == 0
             || limits.login_requests == 0
             || limits.login_window_seconds == 0
+            || limits.register_requests == 0
+            || limits.register_window_seconds == 0
         {
             anyhow::bail!("rate_limit requests and windows must be positive");
+        }
+        let server = &self.server;
+        if server.backlog == 0
+            || server.body_timeout_ms == 0
+            || server.max_connections_per_client == 0
+            || self.auth.hash_queue_capacity == 0
+        {
+            anyhow::bail!(
+                "server.backlog, server.body_timeout_ms, server.max_connections_per_client and \
+                 auth.hash_queue_capacity must be positive"
+            );
         }
         if self.jobs.max_attempts == 0 || self.worker.concurrency == 0 {
             anyhow::bail!("jobs.max_attempts and worker.concurrency must be positive");

@@ -46,6 +46,15 @@ pub enum AppError {
     UpdateInProgress(std::time::Duration),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive within `server.body_timeout_ms`.
+    #[error("request body too slow")]
+    RequestTimeout,
+    /// The client's address already holds as many connections as it may.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// Too much password hashing is waiting: shed, not queued without end.
+    #[error("overloaded")]
+    Overloaded,
     #[error("rate limited")]
     RateLimited(RateDecision),
     /// A dependency (Redis, the database) did not answer in time.
@@ -71,6 +80,9 @@ impl AppError {
             Self::Conflict(_) => "conflict",
             Self::UpdateInProgress(_) => "update_in_progress",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
+            Self::TooManyConnections => "rate_limited",
+            Self::Overloaded => "unavailable",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
@@ -91,6 +103,11 @@ impl AppError {
                 "another update of this resource is in progress; retry shortly".into()
             }
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::RequestTimeout => "the request body did not arrive in time".into(),
+            Self::TooManyConnections => {
+                "too many open connections from your address; retry shortly".into()
+            }
+            Self::Overloaded => "the service is busy; retry shortly".into(),
             Self::RateLimited(decision) => format!(
                 "too many requests; retry in {} s",
                 whole_seconds(decision.retry_after)
@@ -148,8 +165,8 @@ pub struct ErrorResponse {
 pub struct ErrorBody {
     /// `validation_failed`, `unauthorized`, `invalid_credentials`,
     /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `update_in_progress`, `payload_too_large`, `rate_limited`,
-    /// `unavailable` or `internal`.
+    /// `update_in_progress`, `payload_too_large`, `request_timeout`,
+    /// `rate_limited`, `unavailable` or `internal`.
     #[schema(value_type = String)]
     code: &'static str,
     /// For a person; never carries internal details.
@@ -172,8 +189,9 @@ impl ResponseError for AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::UpdateInProgress(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::RateLimited(_) | Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -207,7 +225,7 @@ impl ResponseError for AppError {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded | Self::TooManyConnections => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             Self::RateLimited(decision) => {

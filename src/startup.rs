@@ -1,6 +1,6 @@
 //! Builds everything once, at start-up: pools, services, the HTTP server.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,10 +8,13 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::Settings;
+use crate::config::{ServerSettings, Settings};
+use crate::controllers::client_guard::{self, BodyDeadline, ConnectionLimits};
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
 use crate::controllers::cors::{self, CorsPolicy};
+use crate::controllers::security_headers;
 use crate::controllers::{self, RefreshCookie};
 use crate::metrics::Metrics;
 use crate::repositories::redis::{
@@ -116,7 +119,10 @@ impl AppState {
             reads,
             locks,
         );
-        let hasher = PasswordHasher::new(settings.auth.hash_concurrency)?;
+        let hasher = PasswordHasher::new(
+            settings.auth.hash_concurrency,
+            settings.auth.hash_queue_capacity,
+        )?;
         let outbox_signal = OutboxSignal::default();
         let jobs = JobService::new(
             JobQueue::new(redis.clone(), keys.clone()),
@@ -201,9 +207,7 @@ impl Application {
             settings.worker.enabled,
         )
         .await?;
-        let address = (settings.server.host.as_str(), settings.server.port);
-        let listener = TcpListener::bind(address)
-            .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+        let listener = listen(&settings.server)?;
         let port = listener.local_addr()?.port();
         let server = serve(listener, state, &settings)?;
         tracing::info!(port, "listening");
@@ -312,6 +316,31 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The listening socket, with the configured backlog: `std`'s listener
+/// always asks for 128, and a burst of new connections past the queue waits
+/// a second for the client's SYN retransmit.
+fn listen(server: &ServerSettings) -> anyhow::Result<TcpListener> {
+    let (host, port) = (server.host.as_str(), server.port);
+    let cannot = || format!("cannot listen on {host}:{port}");
+    let address = (host, port)
+        .to_socket_addrs()
+        .with_context(cannot)?
+        .next()
+        .with_context(cannot)?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )
+    .with_context(cannot)?;
+    // As std does: a restarted server can bind while old connections linger.
+    socket.set_reuse_address(true).with_context(cannot)?;
+    socket.bind(&address.into()).with_context(cannot)?;
+    let backlog = i32::try_from(server.backlog).unwrap_or(i32::MAX);
+    socket.listen(backlog).with_context(cannot)?;
+    Ok(socket.into())
+}
+
 /// Every minute, drops in-process rate-limit state of quiet clients.
 fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
     tokio::spawn(async move {
@@ -325,10 +354,18 @@ fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
 
 fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow::Result<Server> {
     let cors_enabled = state.cors.allows_any();
+    let connections = ConnectionLimits::new(
+        settings.server.max_connections_per_client,
+        TrustedProxies::parse(&settings.rate_limit.trusted_proxies)?,
+    );
+    let body_deadline = web::Data::new(BodyDeadline::new(&settings.server));
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(client_guard::guard_requests))
             .wrap(Condition::new(cors_enabled, from_fn(cors::cors)))
+            .wrap(from_fn(security_headers::add_security_headers))
             .wrap(from_fn(telemetry::trace_requests))
+            .app_data(body_deadline.clone())
             .app_data(state.auth.clone())
             .app_data(state.refresh_cookie.clone())
             .app_data(state.users.clone())
@@ -342,6 +379,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.metrics_service.clone())
             .configure(controllers::configure)
     })
+    .on_connect(move |connection, data| connections.on_connect(connection, data))
     .shutdown_timeout(settings.server.shutdown_timeout_seconds)
     // Our own handler: actix treats SIGINT as "stop now", we drain on both.
     .disable_signals()

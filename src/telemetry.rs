@@ -10,8 +10,11 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
-use tracing::Instrument;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Instrument, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 use crate::metrics::Metrics;
@@ -39,9 +42,44 @@ pub fn init(settings: &LogSettings) {
         .with_writer(std::io::stderr);
     // A second init (tests spawn many apps in one process) keeps the first.
     let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(ClientMistakesAreNotErrors)
+            .try_init(),
+        LogFormat::Pretty => builder.finish().with(ClientMistakesAreNotErrors).try_init(),
     };
+}
+
+/// actix-http logs malformed requests and connections the client broke off
+/// ("stream error: ...") at ERROR: anyone could flood the error log, and
+/// none of it is a fault of the server. Such events are logged again at
+/// DEBUG, under `user_api::http`, and the original is dropped.
+struct ClientMistakesAreNotErrors;
+
+impl<S: Subscriber> Layer<S> for ClientMistakesAreNotErrors {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        let metadata = event.metadata();
+        if *metadata.level() != Level::ERROR || metadata.target() != "actix_http::h1::dispatcher" {
+            return true;
+        }
+        let mut message = MessageText::default();
+        event.record(&mut message);
+        tracing::debug!(target: "user_api::http", "connection closed: {}", message.0);
+        false
+    }
+}
+
+#[derive(Default)]
+struct MessageText(String);
+
+impl Visit for MessageText {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// A client's `X-Request-Id` if it is short and printable, else a new one.

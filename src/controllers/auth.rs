@@ -9,6 +9,7 @@ use super::extract::{Authenticated, Json, JsonOrForm, OptionalJsonOrForm};
 use crate::domain::{Role, User};
 use crate::error::{AppError, ErrorResponse, write_rate_limit_headers};
 use crate::services::auth::{AuthService, LoginAttempt, PasswordChange, Registration};
+use crate::services::rate_limit::RateLimitService;
 use crate::services::sessions::{ClientInfo, Tokens};
 
 /// An access token and the refresh token that renews it.
@@ -102,6 +103,8 @@ fn client_info(request: &HttpRequest, clients: &ClientKeyExtractor) -> ClientInf
 }
 
 /// Create an account. A welcome e-mail is sent once it is committed.
+/// Limited per client; the response carries the registration limit's
+/// `RateLimit-*` headers.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts",
     request_body = Registration,
     responses(
@@ -114,13 +117,24 @@ fn client_info(request: &HttpRequest, clients: &ClientKeyExtractor) -> ClientInf
         (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn register(
+    request: HttpRequest,
     auth: web::Data<AuthService>,
+    clients: web::Data<ClientKeyExtractor>,
+    limits: web::Data<RateLimitService>,
     Json(registration): Json<Registration>,
 ) -> Result<HttpResponse, AppError> {
-    let user = auth.register(registration, Role::User).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
-        .json(user))
+    // Each registration hashes a password: limited per client, like login.
+    let limit = limits.check_register(&clients.client(&request)).await?;
+    let mut response = match auth.register(registration, Role::User).await {
+        Ok(user) => HttpResponse::Created()
+            .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
+            .json(user),
+        Err(error) => error.error_response(),
+    };
+    if let Some(limit) = limit {
+        write_rate_limit_headers(response.headers_mut(), &limit);
+    }
+    Ok(response)
 }
 
 /// Log in with the username (or e-mail) and password. With single login

@@ -8,6 +8,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
+use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
 use crate::services::auth::{AuthService, Principal};
 use crate::services::tokens::TokenSubject;
@@ -72,21 +73,55 @@ fn parse_error(path: String, message: String, syntax: bool) -> AppError {
         return AppError::validation(field, "is not a known field");
     }
     // serde_json ends messages with " at line 1 column 9": not for people.
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or(&message)
-        .to_string();
-    if syntax || path == "." {
-        AppError::validation("body", format!("is not valid: {message}"))
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    if syntax {
+        AppError::validation("body", format!("is not valid JSON: {message}"))
+    } else if path == "." {
+        AppError::validation("body", readable(message))
     } else {
-        AppError::validation(path, message)
+        AppError::validation(path, readable(message))
     }
+}
+
+/// A deserialiser's complaint in the client's terms: what to send instead,
+/// never our type names ("invalid type: string \"x\", expected struct
+/// LoginAttempt" → "must be a JSON object"; "expected i64" → "must be a
+/// whole number").
+fn readable(message: &str) -> String {
+    // serde: "..., expected TYPE"; actix's path parser: "can not parse \"x\" to a TYPE".
+    let expected = message
+        .rsplit_once("expected ")
+        .or_else(|| message.rsplit_once("\" to a "))
+        .map(|(_, expected)| expected.trim());
+    let Some(expected) = expected else {
+        return message.to_string();
+    };
+    let wanted = match expected {
+        e if e.starts_with("struct ") || e.starts_with("a map") || e == "map" => "a JSON object",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a string" | "a borrowed string" | "a string or a number" => "a string",
+        "a boolean" | "bool" => "true or false",
+        "a sequence" => "a list",
+        e if e.starts_with('`') => return format!("must be {e}"),
+        _ => "of another type",
+    };
+    format!("must be {wanted}")
 }
 
 fn parse_body<T: DeserializeOwned>(kind: BodyKind, bytes: &[u8]) -> Result<T, AppError> {
     match kind {
         BodyKind::Json => {
+            // Every body is an object; serde would also take an array as
+            // the fields in order, and blame "[0]".
+            if bytes
+                .iter()
+                .find(|byte| !byte.is_ascii_whitespace())
+                .is_some_and(|first| *first != b'{')
+            {
+                return Err(AppError::validation("body", "must be a JSON object"));
+            }
             let mut deserializer = serde_json::Deserializer::from_slice(bytes);
             let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
                 let syntax = error.inner().is_syntax() || error.inner().is_eof();
@@ -211,22 +246,75 @@ impl FromRequest for Bearer {
     }
 }
 
+/// The `{id}` of a path, accepted only in its canonical decimal form.
+pub struct PathUserId(pub UserId);
+
+impl FromRequest for PathUserId {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, AppError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = request.match_info().get("id").unwrap_or_default();
+        std::future::ready(
+            UserId::parse(id)
+                .map(PathUserId)
+                .map_err(|message| AppError::validation("path", message)),
+        )
+    }
+}
+
 /// Path and query errors, in the envelope.
 pub fn path_error(error: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
-    AppError::Validation(vec![FieldError::new("path", error.to_string())]).into()
+    AppError::Validation(vec![FieldError::new("path", readable(&error.to_string()))]).into()
 }
 
 pub fn query_error(
     error: actix_web::error::QueryPayloadError,
     _: &HttpRequest,
 ) -> actix_web::Error {
-    AppError::Validation(vec![FieldError::new("query", error.to_string())]).into()
+    AppError::Validation(vec![FieldError::new("query", readable(&error.to_string()))]).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::services::auth::Registration;
+
+    fn message_of(error: AppError) -> String {
+        match error {
+            AppError::Validation(details) => details[0].message.clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn type_errors_say_what_to_send_without_our_type_names() {
+        let cases = [
+            (&br#""alice""#[..], "must be a JSON object"),
+            (br#"[1, 2]"#, "must be a JSON object"),
+            (br#"{"username": 5}"#, "must be a string"),
+            (
+                br#"{"username": null, "password": true}"#,
+                "must be a string",
+            ),
+        ];
+        for (body, expected) in cases {
+            let message = message_of(parse_body::<Registration>(BodyKind::Json, body).unwrap_err());
+            assert_eq!(message, expected, "{}", String::from_utf8_lossy(body));
+        }
+        assert_eq!(
+            readable("can not parse \"x\" to a i64"),
+            "must be a whole number"
+        );
+        assert_eq!(
+            readable("invalid value: integer `-1`, expected u32"),
+            "must be a whole number, 0 or more"
+        );
+        assert_eq!(
+            readable("unknown variant `x`, expected `user` or `admin`"),
+            "must be `user` or `admin`"
+        );
+    }
 
     proptest::proptest! {
         /// Whatever the bytes, a body parses or is a 4xx naming a field.

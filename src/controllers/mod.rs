@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+pub mod client_guard;
 pub mod client_ip;
 pub mod cors;
 mod extract;
@@ -9,6 +10,7 @@ mod health;
 pub mod openapi;
 mod rate_limit;
 mod sessions;
+pub mod security_headers;
 mod users;
 
 use actix_web::middleware::from_fn;

@@ -1,8 +1,8 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::extract::{Authenticated, Bearer, Json};
-use crate::domain::{User, UserId};
+use super::extract::{Authenticated, Bearer, Json, PathUserId};
+use crate::domain::User;
 use crate::error::{AppError, ErrorResponse};
 use crate::services::cache::{CacheStatus, Representation};
 use crate::services::users::{PageRequest, UserPage, UserService, UserUpdate};
@@ -85,9 +85,9 @@ pub async fn get(
     request: HttpRequest,
     users: web::Data<UserService>,
     Bearer(caller): Bearer,
-    id: web::Path<i64>,
+    PathUserId(id): PathUserId,
 ) -> Result<HttpResponse, AppError> {
-    let (user, status) = users.get_as(caller, UserId(id.into_inner())).await?;
+    let (user, status) = users.get_as(caller, id).await?;
     Ok(user_response(&request, user, status))
 }
 
@@ -112,12 +112,10 @@ pub async fn get(
 pub async fn update(
     users: web::Data<UserService>,
     Authenticated(principal): Authenticated,
-    id: web::Path<i64>,
+    PathUserId(id): PathUserId,
     Json(update): Json<UserUpdate>,
 ) -> Result<HttpResponse, AppError> {
-    let user = users
-        .update(&principal, UserId(id.into_inner()), update)
-        .await?;
+    let user = users.update(&principal, id, update).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -137,9 +135,9 @@ pub async fn update(
 pub async fn delete(
     users: web::Data<UserService>,
     Authenticated(principal): Authenticated,
-    id: web::Path<i64>,
+    PathUserId(id): PathUserId,
 ) -> Result<HttpResponse, AppError> {
-    users.delete(&principal, UserId(id.into_inner())).await?;
+    users.delete(&principal, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

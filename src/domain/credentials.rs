@@ -24,17 +24,22 @@ impl Username {
     }
 }
 
-/// A plausible e-mail address, stored lower-case.
+/// A plausible e-mail address, stored lower-case, with its domain in the
+/// ASCII form of IDNA (`bücher.example` → `xn--bcher-kva.example`): one
+/// mailbox, written either way, is one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     pub fn parse(value: &str) -> Result<Self, String> {
         const INVALID: &str = "is not a valid e-mail address";
-        let value = value.trim().to_lowercase();
-        if value.len() > 254 {
-            return Err("must be at most 254 characters long".into());
+        const TOO_LONG: &str = "must be at most 254 characters long";
+        // Checked again once the domain is in its ASCII form; this only
+        // spares IDNA from long input.
+        if value.len() > 1024 {
+            return Err(TOO_LONG.into());
         }
+        let value = value.trim().to_lowercase();
         let Some((local, domain)) = value.rsplit_once('@') else {
             return Err(INVALID.into());
         };
@@ -46,19 +51,23 @@ impl Email {
             && local
                 .chars()
                 .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        let domain = idna::domain_to_ascii_strict(domain).map_err(|_| INVALID.to_string())?;
         let domain_ok = domain.contains('.')
             && domain.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
                     && !label.starts_with('-')
                     && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
             });
-        if local_ok && domain_ok {
-            Ok(Self(value))
-        } else {
-            Err(INVALID.into())
+        if !(local_ok && domain_ok) {
+            return Err(INVALID.into());
         }
+        let address = format!("{local}@{domain}");
+        if address.len() > 254 {
+            return Err(TOO_LONG.into());
+        }
+        Ok(Self(address))
     }
 
     pub fn as_str(&self) -> &str {
@@ -114,6 +123,15 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn an_internationalised_domain_is_one_address_in_either_form() {
+        let unicode = Email::parse("User@Bücher.Example").unwrap();
+        let ascii = Email::parse("user@xn--bcher-kva.example").unwrap();
+        assert_eq!(unicode, ascii);
+        assert_eq!(ascii.as_str(), "user@xn--bcher-kva.example");
+        assert!(Email::parse("user@bü cher.example").is_err());
     }
 
     #[test]

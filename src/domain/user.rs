@@ -8,6 +8,21 @@ use utoipa::ToSchema;
 #[serde(transparent)]
 pub struct UserId(pub i64);
 
+impl UserId {
+    /// An id as written in a path: its canonical decimal form only, so one
+    /// user has one URL (`02`, `+2` and `2 ` are not user 2).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        const MESSAGE: &str = "must be a user id: digits only, without sign or leading zeros";
+        let canonical = !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0'));
+        if !canonical {
+            return Err(MESSAGE.into());
+        }
+        text.parse().map(Self).map_err(|_| MESSAGE.into())
+    }
+}
+
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
@@ -59,4 +74,29 @@ pub struct User {
     /// Row version, raised by every update. Orders cache writes; not shown.
     #[serde(skip)]
     pub version: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::UserId;
+
+    #[test]
+    fn only_the_canonical_decimal_form_is_a_user_id() {
+        assert_eq!(UserId::parse("2"), Ok(UserId(2)));
+        assert_eq!(UserId::parse("0"), Ok(UserId(0)));
+        assert_eq!(UserId::parse("9223372036854775807"), Ok(UserId(i64::MAX)));
+        for text in [
+            "02",
+            "+2",
+            "-2",
+            " 2",
+            "2 ",
+            "",
+            "2e0",
+            "9223372036854775808",
+            "٢",
+        ] {
+            assert!(UserId::parse(text).is_err(), "{text:?}");
+        }
+    }
 }

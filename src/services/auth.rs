@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::jobs::OutboxSignal;
-use super::passwords::PasswordHasher;
-use super::rate_limit::{ClientKey, RateLimitService};
+use super::passwords::{PasswordHasher, Priority};
+use super::rate_limit::{AccountKey, ClientKey, RateLimitService};
 pub use super::sessions::Principal;
 use super::sessions::{ClientInfo, SessionService, SessionView, Tokens};
 use super::tokens::TokenSubject;
@@ -125,7 +125,10 @@ impl AuthService {
         let (Some(username), Some(email), Some(password)) = (username, email, password) else {
             return Err(AppError::Validation(errors));
         };
-        let password_hash = self.hasher.hash(password.expose()).await?;
+        let password_hash = self
+            .hasher
+            .hash(password.expose(), Priority::Registration)
+            .await?;
         let welcome = Job::new(Task::WelcomeEmail {
             to: email.as_str().to_string(),
             username: username.as_str().to_string(),
@@ -188,7 +191,11 @@ impl AuthService {
             };
         };
         let login = login.trim().to_lowercase();
-        match self.rate_limits.check_login(client, &login).await {
+        match self
+            .rate_limits
+            .check_login(client, &AccountKey::UnknownName(login.clone()))
+            .await
+        {
             Ok(limit) => LoginResult {
                 outcome: self
                     .verify_and_start_session(&login, &password, origin)
@@ -323,7 +330,7 @@ impl AuthService {
         {
             return Err(AppError::InvalidCredentials);
         }
-        let hash = self.hasher.hash(new.expose()).await?;
+        let hash = self.hasher.hash(new.expose(), Priority::SignIn).await?;
         let now = OffsetDateTime::now_utc();
         let version = self
             .users

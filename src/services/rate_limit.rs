@@ -3,10 +3,9 @@
 //! without touching Redis and stands in when Redis fails, and a GCRA in Redis
 //! that every instance shares, so N instances still allow only the limit.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::IntCounter;
 
@@ -16,9 +15,10 @@ use actix_governor::governor::middleware::StateInformationMiddleware;
 use actix_governor::governor::state::keyed::DefaultKeyedStateStore;
 
 use crate::config::RateLimitSettings;
+use crate::domain::UserId;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repositories::redis::{Keys, RateDecision, RateLimitStore, RedisError};
+use crate::repositories::redis::{Keys, RateDecision, RateLimitStore};
 
 /// Whom a limit counts: a client address, IPv4-mapped IPv6 as IPv4 and
 /// other IPv6 by its /64 network (the address with its host part zeroed).
@@ -92,23 +92,34 @@ pub struct RateLimitService {
     /// looked up once rather than by label on every request.
     api_decisions: [IntCounter; 2],
     login_decisions: [IntCounter; 2],
-    reservations: Mutex<HashMap<ClientKey, Reservation>>,
+    register_decisions: [IntCounter; 2],
 }
 
-/// Requests already counted in Redis for a client, not yet made.
-struct Reservation {
-    left: u32,
-    /// Redis's answer when they were reserved.
-    decision: RateDecision,
-    made: Instant,
+/// Whose login attempts a per-account limit counts: the account when the
+/// name tried belongs to one (its username and its e-mail address are one
+/// key), else the name as the lookup normalised it. Password checks of a
+/// signed-in user (a password change) count against their account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountKey {
+    Account(UserId),
+    UnknownName(String),
 }
 
-/// Reserve ahead only while at least this many requests remain...
-const RESERVE_ABOVE: u32 = 64;
-/// ...and at most this many at once...
-const MAX_RESERVED: u32 = 16;
-/// ...to be used within this long.
-const RESERVATION_LIFETIME: Duration = Duration::from_secs(1);
+impl AccountKey {
+    fn subject(&self) -> String {
+        match self {
+            Self::Account(id) => format!("user:{id}"),
+            Self::UnknownName(name) => format!("name:{name}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Limit {
+    Api,
+    Login,
+    Register,
+}
 
 impl RateLimitService {
     /// `shield` is the in-process tier of the general limit, built once
@@ -120,25 +131,27 @@ impl RateLimitService {
         shield: Arc<LocalLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let decisions = |limit: &str| {
+            ["allowed", "denied"]
+                .map(|outcome| metrics.rate_limit.with_label_values(&[limit, outcome]))
+        };
         Self {
             enabled: settings.enabled,
             store,
             keys,
             settings: settings.clone(),
             shield,
-            api_decisions: ["allowed", "denied"]
-                .map(|outcome| metrics.rate_limit.with_label_values(&["api", outcome])),
-            login_decisions: ["allowed", "denied"]
-                .map(|outcome| metrics.rate_limit.with_label_values(&["login", outcome])),
-            reservations: Mutex::default(),
+            api_decisions: decisions("api"),
+            login_decisions: decisions("login"),
+            register_decisions: decisions("register"),
         }
     }
 
-    fn count(&self, limit: &str, decision: &RateDecision) {
-        let counters = if limit == "api" {
-            &self.api_decisions
-        } else {
-            &self.login_decisions
+    fn count(&self, limit: Limit, decision: &RateDecision) {
+        let counters = match limit {
+            Limit::Api => &self.api_decisions,
+            Limit::Login => &self.login_decisions,
+            Limit::Register => &self.register_decisions,
         };
         counters[usize::from(!decision.allowed)].inc();
     }
@@ -148,129 +161,85 @@ impl RateLimitService {
     pub fn forget_idle_clients(&self) {
         self.shield.retain_recent();
         self.shield.shrink_to_fit();
-        self.reservations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, reservation| reservation.made.elapsed() <= RESERVATION_LIFETIME);
     }
 
-    /// The general limit for one API request. When Redis fails, the
-    /// in-process tier's answer stands: per instance, but still a limit.
+    /// The general limit for one API request: one atomic check in Redis
+    /// per request, so N concurrent requests let exactly min(N, limit)
+    /// through, on one instance or many. (Reserving several requests per
+    /// round trip saved Redis work far from the limit, but requests
+    /// reserved on one instance and never made there were refused to
+    /// others.) The in-process tier answers first, so a flood past the
+    /// limit costs no Redis work; when Redis fails, its answer stands: per
+    /// instance, but still a limit.
     pub async fn check_request(&self, client: &ClientKey) -> Option<RateDecision> {
         if !self.enabled {
             return None;
         }
         let local = check_locally(&self.shield, client, self.settings.requests);
-        let decision = if !local.allowed {
-            local
-        } else if let Some(reserved) = self.take_reserved(client) {
-            reserved
+        let decision = if local.allowed {
+            let key = self.keys.rate_limit("api", &client.to_string());
+            let window = Duration::from_secs(self.settings.window_seconds);
+            self.store
+                .check(&[key], self.settings.requests, window, 1)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(error = %error, "shared rate limit unavailable; using this instance's");
+                    local
+                })
         } else {
-            self.reserve(client).await.unwrap_or_else(|error| {
-                tracing::warn!(error = %error, "shared rate limit unavailable; using this instance's");
-                local
-            })
+            local
         };
-        self.count("api", &decision);
+        self.count(Limit::Api, &decision);
         Some(decision)
     }
 
-    /// A request paid for by an earlier reservation, if one is left.
-    fn take_reserved(&self, client: &ClientKey) -> Option<RateDecision> {
-        let mut reservations = self
-            .reservations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let reservation = reservations.get_mut(client)?;
-        if reservation.left == 0 || reservation.made.elapsed() > RESERVATION_LIFETIME {
-            return None;
-        }
-        reservation.left -= 1;
-        Some(RateDecision {
-            remaining: reservation.decision.remaining + reservation.left,
-            ..reservation.decision
-        })
-    }
-
-    /// Asks Redis for this request and, when the client is far from its
-    /// limit, a few more: they are served from here without another round
-    /// trip. Near the limit it asks for exactly one, so the limit stays
-    /// exact where it matters; reserved requests a client never makes are
-    /// simply counted as made.
-    async fn reserve(&self, client: &ClientKey) -> Result<RateDecision, RedisError> {
-        let known_remaining = self
-            .reservations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(client)
-            .map_or(0, |reservation| reservation.decision.remaining);
-        let batch = if known_remaining >= RESERVE_ABOVE {
-            (known_remaining / RESERVE_ABOVE).clamp(1, MAX_RESERVED)
-        } else {
-            1
-        };
-        let window = Duration::from_secs(self.settings.window_seconds);
-        let key = self.keys.rate_limit("api", &client.to_string());
-        let limit = self.settings.requests;
-        let mut decision = self
-            .store
-            .check(std::slice::from_ref(&key), limit, window, batch)
-            .await?;
-        let mut granted = batch;
-        if !decision.allowed && batch > 1 {
-            // Others took the room meanwhile: ask for just this request.
-            decision = self.store.check(&[key], limit, window, 1).await?;
-            granted = 1;
-        }
-        if !decision.allowed {
-            return Ok(decision);
-        }
-        // Concurrent requests that found no reservation left each reserved
-        // a batch: add them up, or all but the last would go unused.
-        let mut reservations = self
-            .reservations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let unused = reservations
-            .get(client)
-            .filter(|earlier| earlier.made.elapsed() <= RESERVATION_LIFETIME)
-            .map_or(0, |earlier| earlier.left);
-        reservations.insert(
-            *client,
-            Reservation {
-                left: unused + granted - 1,
-                decision,
-                made: Instant::now(),
-            },
-        );
-        drop(reservations);
-        Ok(RateDecision {
-            remaining: decision.remaining + granted - 1,
-            ..decision
-        })
-    }
-
-    /// The login limit, per client and per account tried. Without Redis
-    /// login cannot store a session anyway, so this fails closed.
+    /// The login limit, per client and per account tried: every login, and
+    /// every other check of a password or of an account's secret (a
+    /// password change's current password; the reset and verification
+    /// endpoints should call it too), counts once against both. Without
+    /// Redis this fails closed: a login cannot store a session anyway.
     pub async fn check_login(
         &self,
         client: &ClientKey,
-        account: &str,
+        account: &AccountKey,
     ) -> Result<Option<RateDecision>, AppError> {
         if !self.enabled {
             return Ok(None);
         }
         let keys = [
             self.keys.rate_limit("login-ip", &client.to_string()),
-            self.keys
-                .rate_limit("login-account", &account.to_lowercase()),
+            self.keys.rate_limit("login-account", &account.subject()),
         ];
         let window = Duration::from_secs(self.settings.login_window_seconds);
-        let decision = self
-            .store
-            .check(&keys, self.settings.login_requests, window, 1)
-            .await?;
-        self.count("login", &decision);
+        let limit = self.settings.login_requests;
+        self.check_strict(Limit::Login, &keys, limit, window).await
+    }
+
+    /// The registration limit, per client: each registration costs a
+    /// password hash. Fails closed like login.
+    pub async fn check_register(
+        &self,
+        client: &ClientKey,
+    ) -> Result<Option<RateDecision>, AppError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let keys = [self.keys.rate_limit("register-ip", &client.to_string())];
+        let window = Duration::from_secs(self.settings.register_window_seconds);
+        let limit = self.settings.register_requests;
+        self.check_strict(Limit::Register, &keys, limit, window)
+            .await
+    }
+
+    async fn check_strict(
+        &self,
+        limit: Limit,
+        keys: &[String],
+        requests: u32,
+        window: Duration,
+    ) -> Result<Option<RateDecision>, AppError> {
+        let decision = self.store.check(keys, requests, window, 1).await?;
+        self.count(limit, &decision);
         if decision.allowed {
             Ok(Some(decision))
         } else {

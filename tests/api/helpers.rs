@@ -47,6 +47,9 @@ pub fn test_settings() -> Settings {
     settings.server.port = 0;
     settings.server.host = "127.0.0.1".into();
     settings.server.workers = 2;
+    // Tests send bursts of hundreds of requests from one address; the
+    // connection bound has tests of its own.
+    settings.server.max_connections_per_client = 100_000;
     settings.auth.hash_concurrency = 2;
     settings.redis.url = SecretString::from(test_redis_url());
     settings.redis.pool_min_idle = 1;
@@ -54,6 +57,7 @@ pub fn test_settings() -> Settings {
     // Generous: rate-limit tests set their own limits.
     settings.rate_limit.requests = 1_000_000;
     settings.rate_limit.login_requests = 1_000_000;
+    settings.rate_limit.register_requests = 1_000_000;
     settings.log.level = std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into());
     settings
 }

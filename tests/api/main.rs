@@ -12,6 +12,7 @@ mod admin_cache;
 mod cache_consistency;
 mod errors;
 mod glob_property;
+mod hardening;
 mod jobs;
 mod locks;
 mod near_cache;

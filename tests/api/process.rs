@@ -256,3 +256,61 @@ async fn a_wrong_redis_password_stops_start_up_saying_so() {
     assert!(!stderr.contains("the-wrong-one"), "{stderr}");
     let _ = std::fs::remove_dir_all(database.parent().unwrap());
 }
+
+#[tokio::test]
+async fn malformed_requests_are_not_logged_as_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let database = temp_database();
+    let mut child = user_api(port, &test_redis_url(), &database)
+        .env("APP__LOG__LEVEL", "info")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    wait_until_live(&client, &base, &mut child).await;
+    let malformed: [&[u8]; 4] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET /health/live HTTP/1.1\r\nHost: x\r\nBad Header Line\r\n\r\n",
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ];
+    for request in malformed {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply)).await;
+        assert!(
+            reply.starts_with(b"HTTP/1.1 4"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    let bad_json = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_json.status(), 422);
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("request finished"), "the log is there: {log}");
+    let errors: Vec<_> = log.lines().filter(|line| line.contains("ERROR")).collect();
+    assert!(
+        errors.is_empty(),
+        "client mistakes logged as errors: {errors:#?}"
+    );
+    let _ = std::fs::remove_dir_all(database.parent().unwrap());
+}

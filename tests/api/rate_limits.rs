@@ -204,48 +204,78 @@ async fn without_redis_the_instance_limit_holds_and_login_fails_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn far_from_the_limit_requests_are_still_counted_one_by_one() {
-    // Far from the limit an instance reserves a few requests at a time in
-    // Redis; what clients see must not show it.
+async fn requests_are_counted_one_by_one_and_every_instance_sees_them_at_once() {
     let app = app_with_limit(1000, |settings| settings.rate_limit.window_seconds = 3600).await;
-    let mut expected = 999;
-    for _ in 0..100 {
+    for expected in (900..1000).rev() {
         let response = hit(&app, None).await;
         assert_eq!(
             header(&response, "ratelimit-remaining"),
             expected.to_string()
         );
-        expected -= 1;
     }
-    // Another instance sharing the Redis sees them counted (and at most the
-    // 16 this one has reserved but not used yet).
     let prefix = app.settings.redis.key_prefix.clone();
     let other = app_with_limit(1000, |settings| {
         settings.rate_limit.window_seconds = 3600;
         settings.redis.key_prefix = prefix;
     })
     .await;
-    let remaining: u32 = header(&hit(&other, None).await, "ratelimit-remaining")
-        .parse()
-        .unwrap();
-    assert!((884..=899).contains(&remaining), "{remaining}");
+    let response = hit(&other, None).await;
+    assert_eq!(header(&response, "ratelimit-remaining"), "899");
+}
+
+/// `n` requests at once from one client: how many passed the limit.
+async fn burst(app: &TestApp, n: usize) -> usize {
+    let responses = futures_util::future::join_all((0..n).map(|_| hit(app, None))).await;
+    responses
+        .iter()
+        .map(|response| {
+            let status = response.status();
+            assert!(status == 401 || status == 429, "{status}");
+            usize::from(status == 401)
+        })
+        .sum()
+}
+
+async fn app_with_burst_limit(limit: u32, prefix: Option<String>) -> TestApp {
+    app_with_limit(limit, |settings| {
+        // Long enough that nothing refills while the burst runs.
+        settings.rate_limit.window_seconds = 3600;
+        if let Some(prefix) = prefix {
+            settings.redis.key_prefix = prefix;
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_requests_far_from_the_limit_share_their_redis_round_trips() {
+async fn five_hundred_concurrent_requests_let_exactly_the_limit_through() {
+    let app = app_with_burst_limit(300, None).await;
+    assert_eq!(burst(&app, 500).await, 300);
+    let small = app_with_burst_limit(300, None).await;
+    assert_eq!(
+        burst(&small, 120).await,
+        120,
+        "fewer than the limit: all of them"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_requests_on_two_instances_let_exactly_the_limit_through() {
+    let first = app_with_burst_limit(300, None).await;
+    let second = app_with_burst_limit(300, Some(first.settings.redis.key_prefix.clone())).await;
+    let (a, b) = tokio::join!(burst(&first, 350), burst(&second, 150));
+    assert_eq!(a + b, 300, "{a} + {b}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_costs_one_limiter_round_trip_and_no_more() {
     let redis = RedisServer::start();
     let url = redis.url();
     let app = app_with_limit(1_000_000, |settings| {
         settings.redis.url = SecretString::from(url);
     })
     .await;
-    let burst = async || {
-        let requests = (0..64).map(|_| hit(&app, None));
-        let responses = futures_util::future::join_all(requests).await;
-        assert!(responses.iter().all(|response| response.status() == 401));
-    };
-    // The first burst finds nothing reserved: one round trip each.
-    burst().await;
+    burst(&app, 8).await;
     let mut connection = app.redis_connection().await;
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")
@@ -253,7 +283,7 @@ async fn concurrent_requests_far_from_the_limit_share_their_redis_round_trips() 
         .await
         .unwrap();
     for _ in 0..10 {
-        burst().await;
+        assert_eq!(burst(&app, 64).await, 64);
     }
     let stats: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -265,9 +295,56 @@ async fn concurrent_requests_far_from_the_limit_share_their_redis_round_trips() 
         .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
         .and_then(|rest| rest.split(',').next())
         .map_or(0, |calls| calls.parse().unwrap());
-    // Batches of up to 16, added up when several were reserved at once.
-    assert!(
-        scripts <= 640 / 4,
-        "{scripts} limiter scripts for 640 requests"
+    assert_eq!(scripts, 640, "limiter scripts for 640 requests");
+}
+
+async fn register_from(app: &TestApp, client: &str, username: &str) -> Response {
+    app.client
+        .post(app.url("/api/v1/auth/register"))
+        .header("x-forwarded-for", client)
+        .json(&json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_have_a_limit_of_their_own_per_client() {
+    let app = app_with_limit(1000, |settings| {
+        settings.rate_limit.register_requests = 3;
+        settings.rate_limit.trusted_proxies = "127.0.0.1".into();
+    })
+    .await;
+    for (n, name) in ["reg1", "reg2", "reg1"].into_iter().enumerate() {
+        let response = register_from(&app, "198.51.100.1", name).await;
+        assert!([201, 409].contains(&response.status().as_u16()), "{name}");
+        assert_eq!(
+            header(&response, "ratelimit-limit"),
+            "3",
+            "the registration limit's headers"
+        );
+        assert_eq!(
+            header(&response, "ratelimit-remaining"),
+            (2 - n).to_string()
+        );
+    }
+    let response = register_from(&app, "198.51.100.1", "reg3").await;
+    assert_eq!(response.status(), 429);
+    assert!(header(&response, "retry-after").parse::<u64>().unwrap() >= 1);
+    let (_, error) = error_code(response).await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(
+        register_from(&app, "198.51.100.2", "reg3").await.status(),
+        201,
+        "another client"
     );
+    let login = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .json(&json!({"username": "reg1", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "logins are not registrations");
 }
