@@ -9,8 +9,8 @@ mod extract;
 mod health;
 pub mod openapi;
 mod rate_limit;
-mod sessions;
 pub mod security_headers;
+mod sessions;
 mod users;
 
 use actix_web::middleware::from_fn;

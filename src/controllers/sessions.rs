@@ -6,8 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::RefreshCookie;
-use super::extract::Authenticated;
-use crate::domain::UserId;
+use super::extract::{Authenticated, PathUserId};
 use crate::error::{AppError, ErrorResponse};
 use crate::services::auth::AuthService;
 
@@ -121,9 +120,8 @@ pub async fn end_one(
 pub async fn end_user_sessions(
     auth: web::Data<AuthService>,
     Authenticated(principal): Authenticated,
-    id: web::Path<i64>,
+    PathUserId(id): PathUserId,
 ) -> Result<HttpResponse, AppError> {
-    auth.end_sessions_of(&principal, UserId(id.into_inner()))
-        .await?;
+    auth.end_sessions_of(&principal, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
