@@ -25,6 +25,32 @@ impl FieldError {
     }
 }
 
+/// Every code the API answers with, as published in the OpenAPI document
+/// (generated clients switch on it). Some are produced by routes of
+/// features that may not be enabled: the list is the contract's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    ValidationFailed,
+    InvalidToken,
+    Unauthorized,
+    InvalidCredentials,
+    Forbidden,
+    EmailNotVerified,
+    AccountDisabled,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    UpdateInProgress,
+    PreconditionFailed,
+    PayloadTooLarge,
+    /// 408: the body did not arrive in time.
+    RequestTimeout,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("validation failed")]
@@ -69,23 +95,23 @@ impl AppError {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Validation(_) => "validation_failed",
-            Self::Unauthorized => "unauthorized",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::Forbidden => "forbidden",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::Conflict(_) => "conflict",
-            Self::UpdateInProgress(_) => "update_in_progress",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::RequestTimeout => "request_timeout",
-            Self::TooManyConnections => "rate_limited",
-            Self::Overloaded => "unavailable",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+            Self::Validation(_) => ErrorCode::ValidationFailed,
+            Self::Unauthorized => ErrorCode::Unauthorized,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::Forbidden => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::UpdateInProgress(_) => ErrorCode::UpdateInProgress,
+            Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            Self::RequestTimeout => ErrorCode::RequestTimeout,
+            Self::TooManyConnections => ErrorCode::RateLimited,
+            Self::Overloaded => ErrorCode::Unavailable,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 
@@ -142,10 +168,15 @@ fn whole_seconds(duration: std::time::Duration) -> u64 {
     duration.as_millis().div_ceil(1000).max(1) as u64
 }
 
-/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds
-/// until the full limit is available again).
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`: seconds
+/// until the full limit is available again or, on a refusal, until the next
+/// request is allowed, so that it always agrees with `Retry-After`.
 pub fn write_rate_limit_headers(headers: &mut HeaderMap, decision: &RateDecision) {
-    let reset = decision.reset.as_millis().div_ceil(1000) as u64;
+    let reset = if decision.allowed {
+        decision.reset.as_millis().div_ceil(1000) as u64
+    } else {
+        whole_seconds(decision.retry_after)
+    };
     for (name, value) in [
         ("ratelimit-limit", u64::from(decision.limit)),
         ("ratelimit-remaining", u64::from(decision.remaining)),
@@ -157,26 +188,29 @@ pub fn write_rate_limit_headers(headers: &mut HeaderMap, decision: &RateDecision
 
 /// Every error answer, whatever produced it.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": {
+    "code": "validation_failed",
+    "message": "the request is not valid; see details",
+    "details": [{"field": "email", "message": "is not an e-mail address"}],
+    "request_id": "4f1c2a9e0b7d3c5a00000001"
+}}))]
 pub struct ErrorResponse {
     error: ErrorBody,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// `validation_failed`, `unauthorized`, `invalid_credentials`,
-    /// `forbidden`, `not_found`, `method_not_allowed`, `conflict`,
-    /// `update_in_progress`, `payload_too_large`, `request_timeout`,
-    /// `rate_limited`, `unavailable` or `internal`.
-    #[schema(value_type = String)]
-    code: &'static str,
+    /// What went wrong, for a program to act on.
+    code: ErrorCode,
     /// For a person; never carries internal details.
     message: String,
-    /// The invalid fields (validation_failed, conflict).
+    /// The invalid fields (`validation_failed`, `conflict`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     details: Option<Vec<FieldError>>,
-    /// Quote it when reporting a problem: it finds the request's log lines.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<String>,
+    /// The response's `X-Request-Id`: quote it when reporting a problem, it
+    /// finds the request's log lines.
+    request_id: String,
 }
 
 impl ResponseError for AppError {
@@ -216,7 +250,7 @@ impl ResponseError for AppError {
                 code: self.code(),
                 message: self.public_message(),
                 details,
-                request_id: crate::telemetry::current_request_id(),
+                request_id: crate::telemetry::current_request_id().unwrap_or_default(),
             },
         };
         let mut response = HttpResponse::build(self.status_code());

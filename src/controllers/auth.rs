@@ -14,9 +14,13 @@ use crate::services::sessions::{ClientInfo, Tokens};
 
 /// An access token and the refresh token that renews it.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",
+    "token_type": "bearer", "expires_in": 900,
+    "refresh_token": "q8Zp3m1XfK0c9VtR2yL7wB4nJ6hD5sA1eG8uI0oP3kM", "refresh_expires_in": 2592000}))]
 pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>`.
     access_token: String,
-    token_type: &'static str,
+    token_type: TokenType,
     /// Seconds the access token is valid.
     expires_in: u64,
     /// Opaque; spent by `POST /api/v1/auth/refresh`, which answers a new one.
@@ -25,8 +29,15 @@ pub struct TokenResponse {
     refresh_expires_in: u64,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Bearer,
+}
+
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "q8Zp3m1XfK0c9VtR2yL7wB4nJ6hD5sA1eG8uI0oP3kM"}))]
 pub struct RefreshRequest {
     /// Optional when the refresh cookie is on and sent.
     pub refresh_token: Option<String>,
@@ -83,7 +94,7 @@ fn token_response(tokens: Tokens, cookie: RefreshCookie) -> HttpResponse {
     }
     response.json(TokenResponse {
         access_token: tokens.access_token,
-        token_type: "bearer",
+        token_type: TokenType::Bearer,
         expires_in: tokens.expires_in,
         refresh_token: tokens.refresh_token.as_str().to_string(),
         refresh_expires_in: tokens.refresh_expires_in,
@@ -102,19 +113,19 @@ fn client_info(request: &HttpRequest, clients: &ClientKeyExtractor) -> ClientInf
     }
 }
 
-/// Create an account. A welcome e-mail is sent once it is committed.
-/// Limited per client; the response carries the registration limit's
+/// Create an account
+///
+/// Usernames are unique case-insensitively; the e-mail is stored
+/// lower-case. A welcome e-mail is sent once the account is committed.
+/// Limited per client: the response carries the registration limit's
 /// `RateLimit-*` headers.
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts",
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts", operation_id = "register",
     request_body = Registration,
     responses(
         (status = 201, description = "Created", body = User,
-            headers(("Location" = String, description = "/api/v1/users/{id}"))),
-        (status = 409, description = "`conflict`: username or e-mail taken", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+            headers(("Location" = String, description = "The new user's URL: `/api/v1/users/{id}`"))),
+        (status = 409, description = "`conflict`: username or e-mail taken (`details` names the field)", body = ErrorResponse),
         (status = 422, description = "`validation_failed`, naming each field", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn register(
     request: HttpRequest,
@@ -137,11 +148,14 @@ pub async fn register(
     Ok(response)
 }
 
-/// Log in with the username (or e-mail) and password. With single login
-/// (the default) every other session of the user ends. Limited per client
-/// and per account; the response carries the login limit's `RateLimit-*`
-/// headers.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts",
+/// Log in
+///
+/// With the username (or e-mail) and password, as JSON or as a form. With
+/// single login (the default) every other session of the user ends.
+/// Limited per client and per account: the response carries the login
+/// limit's `RateLimit-*` headers, and a wrong user and a wrong password get
+/// the same answer.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", operation_id = "login",
     request_body(content(
         (LoginAttempt = "application/json"),
         (LoginAttempt = "application/x-www-form-urlencoded"),
@@ -149,9 +163,7 @@ pub async fn register(
     responses(
         (status = 200, description = "A token pair", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: wrong username or password (the same answer for both)", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
         (status = 503, description = "`unavailable`: sessions cannot be stored", body = ErrorResponse),
     ))]
 pub async fn login(
@@ -175,11 +187,13 @@ pub async fn login(
     Ok(response)
 }
 
-/// Trade a refresh token for a new pair (rotation). The token comes from
+/// Refresh the tokens
+///
+/// Trades a refresh token for a new pair (rotation). The token comes from
 /// the body, or from the refresh cookie when that is on. A spent token
 /// presented again within a few seconds (another tab) still works; later,
 /// it ends the whole session.
-#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "accounts",
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "accounts", operation_id = "refreshTokens",
     request_body(content(
         (RefreshRequest = "application/json"),
         (RefreshRequest = "application/x-www-form-urlencoded"),
@@ -187,10 +201,7 @@ pub async fn login(
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "`unauthorized`: unknown, expired, spent or ended refresh token", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`: no refresh token given", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn refresh(
     request: HttpRequest,
@@ -205,15 +216,14 @@ pub async fn refresh(
     Ok(token_response(tokens, **cookie))
 }
 
-/// End this token's session at once: its access and refresh tokens stop
+/// Log out
+///
+/// Ends this token's session at once: its access and refresh tokens stop
 /// working.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts",
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts", operation_id = "logout",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn logout(
     auth: web::Data<AuthService>,
@@ -228,17 +238,17 @@ pub async fn logout(
     Ok(response.finish())
 }
 
-/// Change the password; every token of the user stops working.
-#[utoipa::path(put, path = "/api/v1/auth/password", tag = "accounts",
+/// Change the password
+///
+/// Needs the current password. Every session of the user ends: log in
+/// again with the new one.
+#[utoipa::path(put, path = "/api/v1/auth/password", tag = "accounts", operation_id = "changePassword",
     security(("bearer" = [])),
     request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed; log in again"),
         (status = 401, description = "`unauthorized`, or `invalid_credentials` for a wrong current password", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn change_password(
     auth: web::Data<AuthService>,

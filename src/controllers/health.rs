@@ -1,34 +1,64 @@
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::services::health::{HealthService, Readiness};
+use crate::services::health::{HealthService, Readiness, ReadinessStatus};
 use crate::services::metrics::MetricsService;
 
-/// 200 while the process runs.
-#[utoipa::path(get, path = "/health/live", tag = "operations",
-    responses((status = 200, description = "Alive")))]
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// The body of `/health/live`.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
+pub struct Liveness {
+    status: LiveStatus,
 }
 
-/// 200 when Redis and the database answer; 503 with each check's state otherwise.
-#[utoipa::path(get, path = "/health/ready", tag = "operations",
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum LiveStatus {
+    Ok,
+}
+
+/// Is the process running
+///
+/// 200 while the process runs, whatever its dependencies do: a container
+/// orchestrator restarts the process when this fails.
+#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "getLiveness",
+    responses((status = 200, description = "The process runs", body = Liveness)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness {
+        status: LiveStatus::Ok,
+    })
+}
+
+/// Can the service answer requests
+///
+/// 200 when Redis and the database both answer their check within 1 s; 503
+/// with each check's state otherwise. A load balancer sends traffic only to
+/// ready instances.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready", body = Readiness),
-        (status = 503, description = "A dependency does not answer", body = Readiness),
+        (status = 503, description = "A dependency does not answer; `checks` says which", body = Readiness,
+            example = json!({"status": "unavailable", "checks": {"redis": "timeout", "database": "ok"}})),
     ))]
 pub async fn ready(health: web::Data<HealthService>) -> HttpResponse {
     let readiness = health.readiness().await;
-    if readiness.status == "ready" {
+    if readiness.status == ReadinessStatus::Ready {
         HttpResponse::Ok().json(readiness)
     } else {
         HttpResponse::ServiceUnavailable().json(readiness)
     }
 }
 
-/// Prometheus text: requests, latencies, cache, rate limits, pools, queue.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+/// Prometheus metrics
+///
+/// The Prometheus text exposition format (version 0.0.4): requests and
+/// latencies by route, cache hits and misses, rate-limit decisions, pool
+/// use and queue depth.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "getMetrics",
+    responses((status = 200, description = "Prometheus text exposition",
+        content_type = "text/plain", body = String,
+        example = "# TYPE http_requests_total counter\nhttp_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1\n")))]
 pub async fn metrics(metrics: web::Data<MetricsService>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -41,19 +41,21 @@ fn user_response(request: &HttpRequest, user: Representation, status: CacheStatu
     response.content_type("application/json").body(user.body)
 }
 
-/// The caller.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "users",
+/// The signed-in user
+///
+/// The account the bearer token belongs to, served like `getUser`
+/// (cache-aside, with `ETag` and `X-Cache`).
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "users", operation_id = "getCurrentUser",
     security(("bearer" = [])),
-    params(("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+    params(("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy the client holds: 304 if it is current")),
     responses(
         (status = 200, description = "The user", body = User, headers(
             ("ETag" = String, description = "Strong validator of the representation"),
             ("X-Cache" = String, description = "HIT or MISS"))),
-        (status = 304, description = "Unchanged since the given ETag"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 404, description = "`not_found`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
+        (status = 304, description = "The client's copy is current (no body)", headers(
+            ("ETag" = String, description = "Strong validator of the representation"),
+            ("X-Cache" = String, description = "HIT or MISS"))),
+        (status = 404, description = "`not_found`: the account is gone", body = ErrorResponse),
     ))]
 pub async fn me(
     request: HttpRequest,
@@ -64,22 +66,25 @@ pub async fn me(
     Ok(user_response(&request, user, status))
 }
 
-/// A user, served cache-aside (Redis first, SQL on a miss).
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users",
+/// Read a user
+///
+/// Served cache-aside: from Redis when cached (`X-Cache: HIT`), else from
+/// the database and then cached (`MISS`). Send the `ETag` of a copy you
+/// hold as `If-None-Match` to get 304 when it is still current.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", operation_id = "getUser",
     security(("bearer" = [])),
     params(
-        ("id" = i64, Path, description = "User id"),
-        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer")),
+        ("id" = i64, Path, description = "User id", example = 42),
+        ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy the client holds: 304 if it is current")),
     responses(
         (status = 200, description = "The user", body = User, headers(
             ("ETag" = String, description = "Strong validator of the representation"),
             ("X-Cache" = String, description = "HIT or MISS"))),
-        (status = 304, description = "Unchanged since the given ETag"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
+        (status = 304, description = "The client's copy is current (no body)", headers(
+            ("ETag" = String, description = "Strong validator of the representation"),
+            ("X-Cache" = String, description = "HIT or MISS"))),
         (status = 404, description = "`not_found`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`: the id is not a number", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn get(
     request: HttpRequest,
@@ -91,23 +96,22 @@ pub async fn get(
     Ok(user_response(&request, user, status))
 }
 
-/// Change a user: oneself, or anyone as an admin; `role` is for admins
-/// only. Unknown fields are refused. Once the 200 is sent, every reader
-/// gets the new data.
-#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users",
+/// Change a user
+///
+/// Oneself, or anyone as an admin; `role` is for admins only. Absent fields
+/// stay as they are; unknown fields are refused. Once the 200 is sent,
+/// every reader gets the new data. A role change ends that user's session.
+#[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", operation_id = "updateUser",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "User id")),
+    params(("id" = i64, Path, description = "User id", example = 42)),
     request_body = UserUpdate,
     responses(
         (status = 200, description = "The updated user", body = User),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: another user, or `role` without being an admin", body = ErrorResponse),
         (status = 404, description = "`not_found`", body = ErrorResponse),
-        (status = 409, description = "`conflict` (name or e-mail taken) or `update_in_progress` (with Retry-After)", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 409, description = "`conflict` (username or e-mail taken) or `update_in_progress` (another update of this user is running; with `Retry-After`)", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Sent with `update_in_progress` only: seconds to wait"))),
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn update(
     users: web::Data<UserService>,
@@ -119,18 +123,18 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// Delete a user (oneself, or anyone as an admin); ends their session.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users",
+/// Delete a user
+///
+/// Oneself, or anyone as an admin. The user's session ends and its cache
+/// entry is evicted.
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", operation_id = "deleteUser",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "User id")),
+    params(("id" = i64, Path, description = "User id", example = 42)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: another user, without being an admin", body = ErrorResponse),
         (status = 404, description = "`not_found`", body = ErrorResponse),
-        (status = 422, description = "`validation_failed`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: the id is not a number", body = ErrorResponse),
     ))]
 pub async fn delete(
     users: web::Data<UserService>,
@@ -141,17 +145,17 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Every user, a page at a time (admins only).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+/// List users
+///
+/// Admins only. Keyset pagination by id: pass the page's `next_after_id`
+/// as `after_id` for the next page; it is null on the last one.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "listUsers",
     security(("bearer" = [])),
     params(PageRequest),
     responses(
-        (status = 200, description = "A page of users", body = UserPage),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 403, description = "`forbidden`", body = ErrorResponse),
-        (status = 422, description = "`validation_failed`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
+        (status = 200, description = "A page of users, by ascending id", body = UserPage),
+        (status = 403, description = "`forbidden`: admins only", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: `limit` or `after_id` out of range", body = ErrorResponse),
     ))]
 pub async fn list(
     users: web::Data<UserService>,

@@ -26,6 +26,7 @@ use crate::repositories::sql::{LoginName, NewUser, UserRepository};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "alice", "email": "alice@example.com", "password": "correct horse"}))]
 pub struct Registration {
     /// 3–32 of `A-Z a-z 0-9 _ . -`; unique, whatever the case.
     #[schema(required = true, value_type = String, min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
@@ -39,6 +40,7 @@ pub struct Registration {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"username": "alice", "password": "correct horse"}))]
 pub struct LoginAttempt {
     /// The username, or the e-mail address.
     #[schema(required = true, value_type = String)]
@@ -49,6 +51,7 @@ pub struct LoginAttempt {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "correct horse", "new_password": "battery staple"}))]
 pub struct PasswordChange {
     #[schema(required = true, value_type = String, format = Password)]
     pub current_password: Option<SecretString>,

@@ -24,7 +24,11 @@ const BATCH: usize = 500;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EvictionRequest {
+    /// Keys ending with this, e.g. `:42`: every cached entry of user 42.
+    #[param(example = ":42")]
     pub suffix: Option<String>,
+    /// Keys starting with this, e.g. `user:`: every cached user.
+    #[param(example = "user:")]
     pub prefix: Option<String>,
 }
 
@@ -79,12 +83,17 @@ impl Selector {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"hits": 120, "misses": 8, "bypasses": 0, "hit_ratio": 0.9375, "keys": 8,
+    "ttl_seconds": 300, "namespace": "app:cache:", "redis_keyspace_hits": 400,
+    "redis_keyspace_misses": 30, "redis_used_memory_bytes": 1048576}))]
 pub struct CacheStats {
     /// Cache-aside reads answered from Redis, by this instance since it started.
     pub hits: u64,
     pub misses: u64,
     /// Reads that skipped the cache because Redis failed.
     pub bypasses: u64,
+    /// hits / (hits + misses); null before the first read.
+    #[schema(required = true)]
     pub hit_ratio: Option<f64>,
     /// Keys in the cache namespace (SCAN count; may include a few repeats
     /// while Redis is rehashing).
@@ -101,15 +110,20 @@ pub struct CacheStats {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PreviewRequest {
+    /// Keys ending with this, as for the eviction.
+    #[param(example = ":42")]
     pub suffix: Option<String>,
+    /// Keys starting with this, as for the eviction.
+    #[param(example = "user:")]
     pub prefix: Option<String>,
     /// How many of the keys to list: 1 to 100, default 20.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<String>,
 }
 
 /// What an eviction with the same selector would delete now.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"count": 2, "keys": ["app:cache:user:42", "app:cache:user:142"]}))]
 pub struct EvictionPreview {
     /// How many keys match.
     pub count: u64,

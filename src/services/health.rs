@@ -10,15 +10,32 @@ use crate::repositories::sql::Database;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"status": "ready", "checks": {"redis": "ok", "database": "ok"}}))]
 pub struct Readiness {
-    pub status: &'static str,
+    pub status: ReadinessStatus,
     pub checks: Checks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessStatus {
+    Ready,
+    Unavailable,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checks {
-    pub redis: &'static str,
-    pub database: &'static str,
+    pub redis: CheckState,
+    pub database: CheckState,
+}
+
+/// One dependency's answer to its check (bounded to 1 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    Ok,
+    Failing,
+    Timeout,
 }
 
 #[derive(Clone)]
@@ -30,16 +47,16 @@ pub struct HealthService {
 fn state<E: std::fmt::Display>(
     check: &str,
     result: Result<Result<(), E>, tokio::time::error::Elapsed>,
-) -> &'static str {
+) -> CheckState {
     match result {
-        Ok(Ok(())) => "ok",
+        Ok(Ok(())) => CheckState::Ok,
         Ok(Err(error)) => {
             tracing::warn!(check, error = %error, "readiness check failed");
-            "failing"
+            CheckState::Failing
         }
         Err(_) => {
             tracing::warn!(check, "readiness check timed out");
-            "timeout"
+            CheckState::Timeout
         }
     }
 }
@@ -58,9 +75,13 @@ impl HealthService {
             redis: state("redis", redis),
             database: state("database", database),
         };
-        let ready = checks.redis == "ok" && checks.database == "ok";
+        let ready = checks.redis == CheckState::Ok && checks.database == CheckState::Ok;
         Readiness {
-            status: if ready { "ready" } else { "unavailable" },
+            status: if ready {
+                ReadinessStatus::Ready
+            } else {
+                ReadinessStatus::Unavailable
+            },
             checks,
         }
     }

@@ -301,6 +301,8 @@ impl JobTasks {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"pending": 0, "in_flight": 1, "delayed": 0, "dead": 0, "retried": 2,
+    "delivered": 57, "outbox": 1}))]
 pub struct JobStats {
     #[serde(flatten)]
     pub queue: QueueCounts,

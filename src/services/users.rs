@@ -27,6 +27,7 @@ impl Versioned for User {
 
 /// Fields to change; absent ones stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"email": "alice@example.org"}))]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
     #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
@@ -42,10 +43,10 @@ pub struct UserUpdate {
 #[into_params(parameter_in = Query)]
 pub struct PageRequest {
     /// 1 to 100, default 20.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
     pub limit: Option<String>,
     /// Return users with ids above this one (the previous page's `next_after_id`).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    #[param(value_type = Option<i64>, minimum = 0, example = 40)]
     pub after_id: Option<String>,
 }
 
@@ -53,7 +54,7 @@ pub struct PageRequest {
 pub struct UserPage {
     pub items: Vec<User>,
     /// Pass as `after_id` for the next page; null on the last page.
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, required = true)]
     pub next_after_id: Option<UserId>,
 }
 

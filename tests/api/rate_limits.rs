@@ -66,6 +66,11 @@ async fn limited_responses_carry_the_ratelimit_headers_and_429_says_when_to_retr
         "one request frees up every 20 s: {retry_after}"
     );
     assert_eq!(header(&response, "ratelimit-remaining"), "0");
+    assert_eq!(
+        header(&response, "ratelimit-reset"),
+        retry_after.to_string(),
+        "a refusal's reset is when a request is allowed again"
+    );
     let (_, error) = error_code(response).await;
     assert_eq!(error["code"], "rate_limited");
     let health = app.request(Method::GET, "/health/live", None, None).await;
@@ -161,6 +166,29 @@ async fn logins_are_limited_per_client_and_per_account() {
         429,
         "even the right password waits"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_login_gives_the_same_wait_in_retry_after_and_ratelimit_reset() {
+    let app = app_with_limit(1000, |settings| {
+        settings.rate_limit.login_requests = 10;
+        settings.rate_limit.login_window_seconds = 60;
+        settings.rate_limit.trusted_proxies = "127.0.0.1".into();
+    })
+    .await;
+    for n in 0..10 {
+        let response = login_from(&app, "198.51.100.7", &format!("nobody{n}")).await;
+        assert_eq!(response.status(), 401);
+    }
+    let refused = login_from(&app, "198.51.100.7", "nobody10").await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!(
+        (1..=6).contains(&retry_after),
+        "one login frees up every 6 s: {retry_after}"
+    );
+    assert_eq!(header(&refused, "ratelimit-reset"), retry_after.to_string());
+    assert_eq!(header(&refused, "ratelimit-remaining"), "0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,10 @@
-//! The OpenAPI document, generated from the handlers' annotations, and the
-//! `/docs` page (Swagger UI, its files compiled into the binary).
+//! The OpenAPI document, generated from the handlers' annotations and
+//! completed by `conventions`, and the `/docs` page (Swagger UI, its files
+//! compiled into the binary).
+
+mod conventions;
+
+use std::sync::LazyLock;
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -12,11 +17,13 @@ use super::{admin, auth, health, sessions, users};
 #[openapi(
     info(
         title = "user-api",
-        description = "Users and accounts over a Redis cache. Every error has the shape \
-            `{\"error\": {\"code\", \"message\", \"details\"?, \"request_id\"?}}`. Every `/api` \
-            response carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; \
-            429 answers add `Retry-After`. Bodies over 64 KiB get 413. Unknown JSON fields \
-            are refused with 422.",
+        description = "Users and accounts for frontend apps, served over a Redis cache.\n\n\
+            Authenticated operations take `Authorization: Bearer <access_token>` from `login`. \
+            Every error has one shape, `{\"error\": {\"code\", \"message\", \"details\"?, \
+            \"request_id\"}}`; `code` is one of `ErrorCode` and is what a program should act on. \
+            Every `/api` response carries `RateLimit-Limit`, `RateLimit-Remaining` and \
+            `RateLimit-Reset`; 429 and 503 add `Retry-After`. Bodies over 64 KiB get 413; \
+            unknown JSON fields are refused with 422.",
     ),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::change_password,
@@ -26,6 +33,7 @@ use super::{admin, auth, health, sessions, users};
         admin::replay_dead_jobs,
         health::live, health::ready, health::metrics,
     ),
+    components(schemas(crate::error::ErrorCode)),
     modifiers(&BearerAuth),
     tags(
         (name = "accounts", description = "Registration, login, sessions"),
@@ -47,16 +55,27 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some("The `access_token` from `login`"))
                     .build(),
             ),
         );
     }
 }
 
+/// The document served at `/openapi.json`, built once per process.
+pub fn document() -> serde_json::Value {
+    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        conventions::apply(&mut document);
+        document
+    });
+    DOCUMENT.clone()
+}
+
 /// `/openapi.json`, `/docs/` and a redirect from `/docs`.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", ApiDoc::openapi()))
+        .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", document()))
         .route(
             "/docs",
             web::get().to(|| async {
