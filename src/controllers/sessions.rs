@@ -10,14 +10,13 @@ use super::extract::{Authenticated, PathUserId};
 use crate::error::{AppError, ErrorResponse};
 use crate::services::auth::AuthService;
 
-/// End every session of the caller at once, on every device.
-#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "accounts",
+/// Log out everywhere
+///
+/// Ends every session of the caller at once, on every device.
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "accounts", operation_id = "logoutAll",
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Every session ended"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn logout_all(
     auth: web::Data<AuthService>,
@@ -34,6 +33,9 @@ pub async fn logout_all(
 
 /// A live session of the caller.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "5b0e8f0a2c6d4e1f9a3b7c8d9e0f1a2b", "created_at": "2026-11-30T09:15:00Z",
+    "last_used_at": "2026-11-30T10:02:11Z", "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+    "ip": "198.51.100.7", "current": true}))]
 pub struct SessionResponse {
     id: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -42,7 +44,11 @@ pub struct SessionResponse {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     last_used_at: time::OffsetDateTime,
+    /// As the client sent it at login; null when it sent none.
+    #[schema(required = true)]
     user_agent: Option<String>,
+    /// The client's address at login.
+    #[schema(required = true)]
     ip: Option<String>,
     /// The session of the token this request carried.
     current: bool,
@@ -53,14 +59,14 @@ pub struct SessionList {
     items: Vec<SessionResponse>,
 }
 
-/// The caller's live sessions, newest first.
-#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "accounts",
+/// List my sessions
+///
+/// The caller's live sessions, newest first; `current` marks the one of the
+/// token this request carried.
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "accounts", operation_id = "listSessions",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Live sessions", body = SessionList),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn list(
     auth: web::Data<AuthService>,
@@ -84,16 +90,16 @@ pub async fn list(
         .json(SessionList { items }))
 }
 
-/// End one of the caller's sessions at once (another device, say).
-#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "accounts",
+/// End one of my sessions
+///
+/// Ends one of the caller's sessions at once (another device, say): its
+/// access and refresh tokens stop working.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "accounts", operation_id = "endSession",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Session id, from the session list")),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
         (status = 404, description = "`not_found`: no live session of the caller has this id", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn end_one(
     auth: web::Data<AuthService>,
@@ -104,18 +110,17 @@ pub async fn end_one(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// End every session of a user at once: oneself, or anyone as an admin.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/sessions", tag = "users",
+/// End a user's sessions
+///
+/// Ends every session of a user at once: oneself, or anyone as an admin.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/sessions", tag = "users", operation_id = "endUserSessions",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "User id")),
+    params(("id" = i64, Path, description = "User id", example = 42)),
     responses(
         (status = 204, description = "Every session of the user ended"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 403, description = "`forbidden`", body = ErrorResponse),
+        (status = 403, description = "`forbidden`: another user, without being an admin", body = ErrorResponse),
         (status = 404, description = "`not_found`", body = ErrorResponse),
-        (status = 422, description = "`validation_failed`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: the id is not a number", body = ErrorResponse),
     ))]
 pub async fn end_user_sessions(
     auth: web::Data<AuthService>,

@@ -1,6 +1,7 @@
 // A thin layer over openapi-fetch: the typed client for every operation of
 // the document (src/schema.d.ts, generated), bearer tokens attached for
-// you, and typed readers for the headers the API sends.
+// you and refreshed when the access token is refused, and typed readers for
+// the headers the API sends.
 
 import createClient, { type Client, type Middleware } from "openapi-fetch";
 import type { components, paths } from "./schema.js";
@@ -43,15 +44,42 @@ export interface UserApiOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-/** Sends the stored access token on every request that has none of its own. */
-function bearer(tokens: TokenStore): Middleware {
+/** Calls that never carry, nor renew, the stored access token. */
+const TOKEN_CALLS: ReadonlySet<string> = new Set(["/api/v1/auth/login", "/api/v1/auth/refresh"]);
+
+/**
+ * Sends the stored access token on every request that has none of its own
+ * and, when the service refuses it (401: expired, or Redis restarted empty),
+ * refreshes the tokens once — one refresh for all the calls refused at the
+ * same time — and sends the request again with the new access token.
+ */
+function bearer(tokens: TokenStore, refresh: () => Promise<boolean>, send: typeof globalThis.fetch): Middleware {
+  // A copy of each request sent with the stored tokens, in case it must be sent again.
+  const sent = new Map<string, { copy: Request; tokens: Tokens }>();
   return {
-    onRequest({ request }) {
+    onRequest({ request, schemaPath, id }) {
       const current = tokens.get();
-      if (current !== null && !request.headers.has("Authorization")) {
-        request.headers.set("Authorization", `Bearer ${current.access_token}`);
+      if (current === null || TOKEN_CALLS.has(schemaPath) || request.headers.has("Authorization")) {
+        return request;
       }
+      request.headers.set("Authorization", `Bearer ${current.access_token}`);
+      sent.set(id, { copy: request.clone(), tokens: current });
       return request;
+    },
+    async onResponse({ response, id }) {
+      const request = sent.get(id);
+      sent.delete(id);
+      if (request === undefined || response.status !== 401) {
+        return response;
+      }
+      // Tokens renewed since this request left need no refresh of their own.
+      const renewed = tokens.get() !== request.tokens || (await refresh());
+      const current = tokens.get();
+      if (!renewed || current === null) {
+        return response;
+      }
+      request.copy.headers.set("Authorization", `Bearer ${current.access_token}`);
+      return send(request.copy);
     },
   };
 }
@@ -72,6 +100,10 @@ function logoutCall(client: UserApiClient) {
   return client.POST("/api/v1/auth/logout");
 }
 
+function refreshCall(client: UserApiClient, refreshToken: string) {
+  return client.POST("/api/v1/auth/refresh", { body: { refresh_token: refreshToken } });
+}
+
 export type LoginResult = Awaited<ReturnType<typeof loginCall>>;
 export type LogoutResult = Awaited<ReturnType<typeof logoutCall>>;
 
@@ -86,20 +118,47 @@ export interface UserApi {
   tokens: TokenStore;
   /** Logs in and keeps the tokens for the calls that follow. */
   login(username: string, password: string, options?: LoginOptions): Promise<LoginResult>;
+  /**
+   * Trades the stored refresh token for a new pair; false (and the tokens
+   * forgotten) when the session has ended. Calls refused with 401 do this
+   * by themselves: call it only to refresh ahead of time.
+   */
+  refresh(): Promise<boolean>;
   /** Ends the session on the server, then forgets the tokens (even if the server call failed). */
   logout(): Promise<LogoutResult>;
 }
 
 export function createUserApi(options: UserApiOptions): UserApi {
   const tokens = options.tokens ?? memoryTokenStore();
-  const client = createClient<paths>({
-    baseUrl: options.baseUrl,
-    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
-  });
-  client.use(bearer(tokens));
+  const send = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const client = createClient<paths>({ baseUrl: options.baseUrl, fetch: send });
+
+  // Concurrent callers share one refresh: a refresh token is spent by use.
+  let refreshing: Promise<boolean> | null = null;
+  async function refreshOnce(): Promise<boolean> {
+    const current = tokens.get();
+    if (current === null) {
+      return false;
+    }
+    const { data } = await refreshCall(client, current.refresh_token);
+    // Only replace what this refresh was for: a login meanwhile wins.
+    if (tokens.get() === current) {
+      tokens.set(data ?? null);
+    }
+    return data !== undefined;
+  }
+  function refresh(): Promise<boolean> {
+    refreshing ??= refreshOnce().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  }
+
+  client.use(bearer(tokens, refresh, send));
   return {
     client,
     tokens,
+    refresh,
     async login(username, password, loginOptions) {
       const result = await loginCall(client, username, password, loginOptions?.form ?? false);
       if (result.data !== undefined) {

@@ -81,11 +81,11 @@ export interface paths {
         put?: never;
         /**
          * Log in
-         * @description With the username (or e-mail) and password, as JSON or as a form. Every
-         *     earlier token of the user stops working (single login). Limited per
-         *     client and per account: the response carries the login limit's
-         *     `RateLimit-*` headers, and a wrong user and a wrong password get the
-         *     same answer.
+         * @description With the username (or e-mail) and password, as JSON or as a form. With
+         *     single login (the default) every other session of the user ends.
+         *     Limited per client and per account: the response carries the login
+         *     limit's `RateLimit-*` headers, and a wrong user and a wrong password get
+         *     the same answer.
          */
         post: operations["login"];
         delete?: never;
@@ -105,9 +105,30 @@ export interface paths {
         put?: never;
         /**
          * Log out
-         * @description Ends this token's session at once: the token stops working everywhere.
+         * @description Ends this token's session at once: its access and refresh tokens stop
+         *     working.
          */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/logout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Log out everywhere
+         * @description Ends every session of the caller at once, on every device.
+         */
+        post: operations["logoutAll"];
         delete?: never;
         options?: never;
         head?: never;
@@ -124,11 +145,34 @@ export interface paths {
         get?: never;
         /**
          * Change the password
-         * @description Needs the current password. Every token of the user stops working: log
-         *     in again with the new one.
+         * @description Needs the current password. Every session of the user ends: log in
+         *     again with the new one.
          */
         put: operations["changePassword"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refresh the tokens
+         * @description Trades a refresh token for a new pair (rotation). The token comes from
+         *     the body, or from the refresh cookie when that is on. A spent token
+         *     presented again within a few seconds (another tab) still works; later,
+         *     it ends the whole session.
+         */
+        post: operations["refreshTokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -148,10 +192,51 @@ export interface paths {
          * Create an account
          * @description Usernames are unique case-insensitively; the e-mail is stored
          *     lower-case. A welcome e-mail is sent once the account is committed.
-         *     Registration has a rate limit of its own, per client.
          */
         post: operations["register"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my sessions
+         * @description The caller's live sessions, newest first; `current` marks the one of the
+         *     token this request carried.
+         */
+        get: operations["listSessions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sessions/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one of my sessions
+         * @description Ends one of the caller's sessions at once (another device, say): its
+         *     access and refresh tokens stop working.
+         */
+        delete: operations["endSession"];
         options?: never;
         head?: never;
         patch?: never;
@@ -227,6 +312,26 @@ export interface paths {
          *     entry is evicted.
          */
         delete: operations["deleteUser"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End a user's sessions
+         * @description Ends every session of a user at once: oneself, or anyone as an admin.
+         */
+        delete: operations["endUserSessions"];
         options?: never;
         head?: never;
         patch?: never;
@@ -508,6 +613,15 @@ export interface components {
         ReadinessStatus: "ready" | "unavailable";
         /**
          * @example {
+         *       "refresh_token": "q8Zp3m1XfK0c9VtR2yL7wB4nJ6hD5sA1eG8uI0oP3kM"
+         *     }
+         */
+        RefreshRequest: {
+            /** @description Optional when the refresh cookie is on and sent. */
+            refresh_token?: string | null;
+        };
+        /**
+         * @example {
          *       "email": "alice@example.com",
          *       "password": "correct horse",
          *       "username": "alice"
@@ -526,10 +640,40 @@ export interface components {
         };
         /** @enum {string} */
         Role: "user" | "admin";
+        SessionList: {
+            items: components["schemas"]["SessionResponse"][];
+        };
         /**
+         * @description A live session of the caller.
+         * @example {
+         *       "created_at": "2026-11-30T09:15:00Z",
+         *       "current": true,
+         *       "id": "5b0e8f0a2c6d4e1f9a3b7c8d9e0f1a2b",
+         *       "ip": "198.51.100.7",
+         *       "last_used_at": "2026-11-30T10:02:11Z",
+         *       "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"
+         *     }
+         */
+        SessionResponse: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description The session of the token this request carried. */
+            current: boolean;
+            id: string;
+            /** @description The client's address at login. */
+            ip: string | null;
+            /** Format: date-time */
+            last_used_at: string;
+            /** @description As the client sent it at login; null when it sent none. */
+            user_agent: string | null;
+        };
+        /**
+         * @description An access token and the refresh token that renews it.
          * @example {
          *       "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",
          *       "expires_in": 900,
+         *       "refresh_expires_in": 2592000,
+         *       "refresh_token": "q8Zp3m1XfK0c9VtR2yL7wB4nJ6hD5sA1eG8uI0oP3kM",
          *       "token_type": "bearer"
          *     }
          */
@@ -538,9 +682,16 @@ export interface components {
             access_token: string;
             /**
              * Format: int64
-             * @description Seconds until the access token expires.
+             * @description Seconds the access token is valid.
              */
             expires_in: number;
+            /**
+             * Format: int64
+             * @description Seconds the session can still be refreshed (counted from login).
+             */
+            refresh_expires_in: number;
+            /** @description Opaque; spent by `POST /api/v1/auth/refresh`, which answers a new one. */
+            refresh_token: string;
             token_type: components["schemas"]["TokenType"];
         };
         /** @enum {string} */
@@ -887,7 +1038,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description A bearer token */
+            /** @description A token pair */
             200: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
@@ -972,6 +1123,32 @@ export interface operations {
             503: components["responses"]["Unavailable"];
         };
     };
+    logoutAll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session ended */
+            204: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     changePassword: {
         parameters: {
             query?: never;
@@ -1012,6 +1189,67 @@ export interface operations {
             };
             413: components["responses"]["PayloadTooLarge"];
             /** @description `validation_failed` */
+            422: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    refreshTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Optional when the refresh cookie is sent */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["RefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description A new token pair */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenResponse"];
+                };
+            };
+            /** @description `unauthorized`: unknown, expired, spent or ended refresh token */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            /** @description `validation_failed`: no refresh token given */
             422: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
@@ -1072,6 +1310,76 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             /** @description `validation_failed`, naming each field */
             422: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Live sessions */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Session id, from the session list */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ended */
+            204: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `not_found`: no live session of the caller has this id */
+            404: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
@@ -1399,6 +1707,77 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Deleted */
+            204: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `forbidden`: another user, without being an admin */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `not_found` */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `validation_failed`: the id is not a number */
+            422: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    endUserSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description User id
+                 * @example 42
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session of the user ended */
             204: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];

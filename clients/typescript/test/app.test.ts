@@ -214,6 +214,46 @@ test("logins over the limit get a 429 whose Retry-After and RateLimit headers ag
   assert.equal(headers.reset, wait);
 });
 
+test("a refused access token is refreshed once for the calls refused together, which are sent again", async () => {
+  let refreshes = 0;
+  const api = createUserApi({
+    baseUrl,
+    fetch: (input, init) => {
+      const request = new Request(input, init);
+      refreshes += Number(new URL(request.url).pathname === "/api/v1/auth/refresh");
+      return fetch(request);
+    },
+  });
+  const user = await signUp(api, "refresher");
+  const login = await api.login(user.username, password);
+  assert.ok(login.data);
+  const before = login.data;
+  assert.ok(before.refresh_expires_in > before.expires_in);
+
+  // As if the access token had expired: refused, while the refresh token is good.
+  api.tokens.set({ ...before, access_token: `${before.access_token}0` });
+  const [me, read] = await Promise.all([
+    api.client.GET("/api/v1/users/me"),
+    api.client.GET("/api/v1/users/{id}", { params: { path: { id: user.id } } }),
+  ]);
+  assert.equal(me.data?.id, user.id);
+  assert.equal(read.data?.id, user.id);
+  assert.equal(refreshes, 1);
+  const after = api.tokens.get();
+  assert.ok(after);
+  assert.notEqual(after.refresh_token, before.refresh_token);
+
+  const sessions = await api.client.GET("/api/v1/auth/sessions");
+  assert.ok(sessions.data);
+  assert.equal(sessions.data.items.filter((session) => session.current).length, 1);
+
+  // Logging out ends the refresh token too.
+  await api.logout();
+  const spent = await api.client.POST("/api/v1/auth/refresh", { body: { refresh_token: after.refresh_token } });
+  assert.equal(spent.response.status, 401);
+  assert.equal(spent.error?.error.code, "unauthorized");
+});
+
 test("logging out ends the session: its token is refused afterwards", async () => {
   const { api } = await signedIn("leaver");
   const token = api.tokens.get();

@@ -44,6 +44,8 @@ export const checks = [
   holds<Equal<Schemas["CacheStats"]["hit_ratio"], number | null>>(),
   // Enums, not strings.
   holds<Equal<Schemas["TokenResponse"]["token_type"], "bearer">>(),
+  holds<Equal<Schemas["TokenResponse"]["refresh_token"], string>>(),
+  holds<Equal<Schemas["SessionResponse"]["user_agent"], string | null>>(),
   holds<Equal<Schemas["Readiness"]["status"], "ready" | "unavailable">>(),
   holds<Equal<Schemas["Checks"]["redis"], "ok" | "failing" | "timeout">>(),
   holds<Equal<Schemas["Liveness"]["status"], "ok">>(),
