@@ -56,7 +56,8 @@ impl Role {
 /// The public user: what clients see and what the cache holds. The password
 /// hash is not part of it, so it can never be serialised by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": 42, "username": "alice", "email": "alice@example.com", "role": "user",
+#[schema(example = json!({"id": 42, "username": "alice", "email": "alice@example.com",
+    "email_verified": true, "role": "user", "disabled": false,
     "created_at": "2026-11-30T09:15:00Z", "updated_at": "2026-11-30T09:15:00Z"}))]
 pub struct User {
     #[schema(value_type = i64)]

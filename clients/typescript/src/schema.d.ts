@@ -11,7 +11,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Preview an eviction
+         * @description Admins only. What `evictCacheKeys` with the same selector would delete
+         *     now: how many keys, and up to `limit` of them. The same selector rules
+         *     and errors, except that an empty match is a 200 with a count of 0.
+         */
+        get: operations["previewCacheEviction"];
         put?: never;
         post?: never;
         /**
@@ -43,6 +49,27 @@ export interface paths {
         get: operations["getCacheStats"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/jobs/dead/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay dead jobs
+         * @description Admins only. Puts every dead-lettered job back in the queue, with fresh
+         *     attempts.
+         */
+        post: operations["replayDeadJobs"];
         delete?: never;
         options?: never;
         head?: never;
@@ -512,6 +539,25 @@ export interface components {
             /** Format: int64 */
             deleted: number;
         };
+        /**
+         * @description What an eviction with the same selector would delete now.
+         * @example {
+         *       "count": 2,
+         *       "keys": [
+         *         "app:cache:user:42",
+         *         "app:cache:user:142"
+         *       ]
+         *     }
+         */
+        EvictionPreview: {
+            /**
+             * Format: int64
+             * @description How many keys match.
+             */
+            count: number;
+            /** @description Up to `limit` of them, full Redis key names in byte order. */
+            keys: string[];
+        };
         /** @description One invalid input, named by the field it came from. */
         FieldError: {
             field: string;
@@ -638,6 +684,16 @@ export interface components {
             /** @description 3–32 of `A-Z a-z 0-9 _ . -`; unique, whatever the case. */
             username: string;
         };
+        /**
+         * @description How many dead jobs went back into the queue.
+         * @example {
+         *       "replayed": 2
+         *     }
+         */
+        Replayed: {
+            /** Format: int64 */
+            replayed: number;
+        };
         /** @enum {string} */
         Role: "user" | "admin";
         SessionList: {
@@ -701,7 +757,9 @@ export interface components {
          *     hash is not part of it, so it can never be serialised by accident.
          * @example {
          *       "created_at": "2026-11-30T09:15:00Z",
+         *       "disabled": false,
          *       "email": "alice@example.com",
+         *       "email_verified": true,
          *       "id": 42,
          *       "role": "user",
          *       "updated_at": "2026-11-30T09:15:00Z",
@@ -711,8 +769,12 @@ export interface components {
         User: {
             /** Format: date-time */
             created_at: string;
+            /** @description A disabled account cannot log in; an admin can enable it again. */
+            disabled: boolean;
             /** Format: email */
             email: string;
+            /** @description Whether the address was confirmed through the link mailed to it. */
+            email_verified: boolean;
             /** Format: int64 */
             id: number;
             role: components["schemas"]["Role"];
@@ -864,6 +926,76 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    previewCacheEviction: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Keys ending with this, as for the eviction.
+                 * @example :42
+                 */
+                suffix?: string;
+                /**
+                 * @description Keys starting with this, as for the eviction.
+                 * @example user:
+                 */
+                prefix?: string;
+                /**
+                 * @description How many of the keys to list: 1 to 100, default 20.
+                 * @example 20
+                 */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The matching keys */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EvictionPreview"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `forbidden`: admins only */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `validation_failed`: neither, both, empty or too long; a limit outside 1-100 */
+            422: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
     evictCacheKeys: {
         parameters: {
             query?: {
@@ -962,6 +1094,47 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CacheStats"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `forbidden`: admins only */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    replayDeadJobs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Replayed (0 when none was dead) */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Replayed"];
                 };
             };
             401: components["responses"]["Unauthorized"];
