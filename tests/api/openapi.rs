@@ -103,7 +103,9 @@ async fn the_openapi_document_has_every_contract_path_schema_and_the_bearer_sche
         user_fields,
         [
             "created_at",
+            "disabled",
             "email",
+            "email_verified",
             "id",
             "role",
             "updated_at",
