@@ -219,6 +219,8 @@ export interface paths {
          * Create an account
          * @description Usernames are unique case-insensitively; the e-mail is stored
          *     lower-case. A welcome e-mail is sent once the account is committed.
+         *     Limited per client: the response carries the registration limit's
+         *     `RateLimit-*` headers.
          */
         post: operations["register"];
         delete?: never;
@@ -509,7 +511,7 @@ export interface components {
          *     features that may not be enabled: the list is the contract's.
          * @enum {string}
          */
-        ErrorCode: "validation_failed" | "invalid_token" | "unauthorized" | "invalid_credentials" | "forbidden" | "email_not_verified" | "account_disabled" | "not_found" | "method_not_allowed" | "conflict" | "update_in_progress" | "precondition_failed" | "payload_too_large" | "rate_limited" | "unavailable" | "internal";
+        ErrorCode: "validation_failed" | "invalid_token" | "unauthorized" | "invalid_credentials" | "forbidden" | "email_not_verified" | "account_disabled" | "not_found" | "method_not_allowed" | "conflict" | "update_in_progress" | "precondition_failed" | "payload_too_large" | "request_timeout" | "rate_limited" | "unavailable" | "internal";
         /**
          * @description Every error answer, whatever produced it.
          * @example {
@@ -820,9 +822,21 @@ export interface components {
         /** @description `payload_too_large`: the body is over 64 KiB */
         PayloadTooLarge: {
             headers: {
-                "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                /**
+                 * @description Requests allowed per window by the limit this request counted against (the login limit on `login`, else the general one). Sent on every `/api` response while rate limiting is on (the default). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 300
+                 */
+                "RateLimit-Limit"?: number;
+                /**
+                 * @description Requests that could still be made right now. Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 299
+                 */
+                "RateLimit-Remaining"?: number;
+                /**
+                 * @description Seconds until the full limit is available again; on a 429, seconds until a request is allowed again (then equal to `Retry-After`). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 1
+                 */
+                "RateLimit-Reset"?: number;
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
             };
@@ -833,10 +847,47 @@ export interface components {
         /** @description `rate_limited`: over the client's limit (or the login limit); retry after `Retry-After` seconds */
         RateLimited: {
             headers: {
-                "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
-                "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
-                "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                /**
+                 * @description Requests allowed per window by the limit this request counted against (the login limit on `login`, else the general one). Sent on every `/api` response while rate limiting is on (the default). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 300
+                 */
+                "RateLimit-Limit"?: number;
+                /**
+                 * @description Requests that could still be made right now. Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 299
+                 */
+                "RateLimit-Remaining"?: number;
+                /**
+                 * @description Seconds until the full limit is available again; on a 429, seconds until a request is allowed again (then equal to `Retry-After`). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 1
+                 */
+                "RateLimit-Reset"?: number;
                 "Retry-After": components["headers"]["Retry-After"];
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["ErrorResponse"];
+            };
+        };
+        /** @description `request_timeout`: the body did not arrive in time; the connection is closed */
+        RequestTimeout: {
+            headers: {
+                /**
+                 * @description Requests allowed per window by the limit this request counted against (the login limit on `login`, else the general one). Sent on every `/api` response while rate limiting is on (the default). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 300
+                 */
+                "RateLimit-Limit"?: number;
+                /**
+                 * @description Requests that could still be made right now. Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 299
+                 */
+                "RateLimit-Remaining"?: number;
+                /**
+                 * @description Seconds until the full limit is available again; on a 429, seconds until a request is allowed again (then equal to `Retry-After`). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                 * @example 1
+                 */
+                "RateLimit-Reset"?: number;
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 [name: string]: unknown;
             };
@@ -1238,6 +1289,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             /** @description `validation_failed` */
             422: {
@@ -1360,6 +1412,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             /** @description `validation_failed` */
             422: {
@@ -1421,6 +1474,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             413: components["responses"]["PayloadTooLarge"];
             /** @description `validation_failed`: no refresh token given */
             422: {
@@ -1467,6 +1521,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description `conflict`: username or e-mail taken (`details` names the field) */
             409: {
                 headers: {
@@ -1830,13 +1885,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            408: components["responses"]["RequestTimeout"];
             /** @description `conflict` (username or e-mail taken) or `update_in_progress` (another update of this user is running; with `Retry-After`) */
             409: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
-                    /** @description Sent with `update_in_progress` only: seconds to wait */
+                    /**
+                     * @description Seconds to wait before trying again. Sent with `update_in_progress` only.
+                     * @example 1
+                     */
                     "Retry-After"?: number;
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;

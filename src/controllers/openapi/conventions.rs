@@ -80,6 +80,7 @@ const UNAVAILABLE: (&str, &str) = ("503", "Unavailable");
 const UNAUTHORIZED: (&str, &str) = ("401", "Unauthorized");
 /// ...and any operation that reads a body.
 const PAYLOAD_TOO_LARGE: (&str, &str) = ("413", "PayloadTooLarge");
+const REQUEST_TIMEOUT: (&str, &str) = ("408", "RequestTimeout");
 const VALIDATION_FAILED: (&str, &str) = ("422", "ValidationFailed");
 
 /// `components.responses`, one per common error.
@@ -96,6 +97,7 @@ fn responses() -> Value {
         "Unavailable": error("`unavailable`: Redis or the database did not answer in time; retry after `Retry-After` seconds"),
         "Unauthorized": error("`unauthorized`: no bearer token, or one that expired or whose session ended"),
         "PayloadTooLarge": error("`payload_too_large`: the body is over 64 KiB"),
+        "RequestTimeout": error("`request_timeout`: the body did not arrive in time; the connection is closed"),
         "ValidationFailed": error("`validation_failed`: `details` names each invalid field (`body` for a body that is not a JSON object)"),
     })
 }
@@ -116,6 +118,32 @@ fn rule_headers(path: &str, status: &str) -> Vec<&'static str> {
     names
 }
 
+/// Why a header the rules add is not always there on this status, if it
+/// is not.
+fn sometimes_absent(status: &str, name: &str) -> Option<&'static str> {
+    match (status, name) {
+        // A 409 is either `update_in_progress`, with Retry-After, or
+        // `conflict`, without.
+        ("409", "Retry-After") => Some("Sent with `update_in_progress` only."),
+        // The connection guard answers these before the rate limiter runs.
+        ("408" | "413" | "429", "RateLimit-Limit" | "RateLimit-Remaining" | "RateLimit-Reset") => {
+            Some(
+                "Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.",
+            )
+        }
+        _ => None,
+    }
+}
+
+/// A shared header, inline and not required.
+fn optional(component: &Value, why: &str) -> Value {
+    let mut header = component.clone();
+    header["required"] = json!(false);
+    let description = component["description"].as_str().unwrap_or_default();
+    header["description"] = json!(format!("{description} {why}"));
+    header
+}
+
 fn header_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/headers/{name}")})
 }
@@ -131,20 +159,17 @@ fn complete_headers(path: &str, status: &str, response: &mut Map<String, Value>,
         return;
     };
     for (name, header) in headers.iter_mut() {
-        if known.get(name).is_none() {
-            continue;
-        }
-        // A 409 is either `update_in_progress`, with Retry-After, or
-        // `conflict`, without: there the header is optional.
-        if status == "409" && name == "Retry-After" {
-            header["required"] = json!(false);
-            header["schema"] = known[name]["schema"].clone();
-        } else {
+        if known.get(name).is_some() {
             *header = header_ref(name);
         }
     }
     for name in rule_headers(path, status) {
         headers.entry(name).or_insert_with(|| header_ref(name));
+    }
+    for (name, header) in headers.iter_mut() {
+        if let Some(why) = sometimes_absent(status, name) {
+            *header = optional(&known[name.as_str()], why);
+        }
     }
 }
 
@@ -191,7 +216,7 @@ fn complete_operation(path: &str, operation: &mut Value, known: &Value) {
         common.push(UNAUTHORIZED);
     }
     if reads_body {
-        common.extend([PAYLOAD_TOO_LARGE, VALIDATION_FAILED]);
+        common.extend([PAYLOAD_TOO_LARGE, REQUEST_TIMEOUT, VALIDATION_FAILED]);
     }
     let Some(responses) = operation
         .get_mut("responses")
@@ -221,12 +246,18 @@ pub fn apply(document: &mut Value) {
         // The component responses themselves carry the headers of an /api
         // error: they are used on /api operations only.
         for (component, response) in common.iter_mut() {
-            let status = match component.as_str() {
-                "RateLimited" => "429",
-                "Unavailable" => "503",
-                "Unauthorized" => "401",
-                _ => "",
-            };
+            let status = [
+                RATE_LIMITED,
+                INTERNAL,
+                UNAVAILABLE,
+                UNAUTHORIZED,
+                PAYLOAD_TOO_LARGE,
+                REQUEST_TIMEOUT,
+                VALIDATION_FAILED,
+            ]
+            .into_iter()
+            .find(|(_, name)| name == component)
+            .map_or("", |(status, _)| status);
             if let Some(response) = response.as_object_mut() {
                 complete_headers("/api/", status, response, &known);
             }
