@@ -844,7 +844,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description `rate_limited`: over the client's limit (or the login limit); retry after `Retry-After` seconds */
+        /** @description `rate_limited`: over the client's request limit (or the login or registration limit), or too many connections from one address; retry after `Retry-After` seconds */
         RateLimited: {
             headers: {
                 /**
@@ -2084,6 +2084,7 @@ export interface operations {
                     "application/json": components["schemas"]["Liveness"];
                 };
             };
+            429: components["responses"]["RateLimited"];
         };
     };
     getReadiness: {
@@ -2105,6 +2106,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            429: components["responses"]["RateLimited"];
             /** @description A dependency does not answer; `checks` says which */
             503: {
                 headers: {
@@ -2149,6 +2151,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            429: components["responses"]["RateLimited"];
         };
     };
 }

@@ -72,7 +72,8 @@ fn headers() -> Value {
     })
 }
 
-/// The errors any `/api` operation may answer, whatever the route.
+/// The errors any operation (429) or any `/api` operation may answer,
+/// whatever the route.
 const RATE_LIMITED: (&str, &str) = ("429", "RateLimited");
 const INTERNAL: (&str, &str) = ("500", "InternalError");
 const UNAVAILABLE: (&str, &str) = ("503", "Unavailable");
@@ -92,7 +93,7 @@ fn responses() -> Value {
         })
     };
     json!({
-        "RateLimited": error("`rate_limited`: over the client's limit (or the login limit); retry after `Retry-After` seconds"),
+        "RateLimited": error("`rate_limited`: over the client's request limit (or the login or registration limit), or too many connections from one address; retry after `Retry-After` seconds"),
         "InternalError": error("`internal`: an unexpected failure; quote `request_id` when reporting it"),
         "Unavailable": error("`unavailable`: Redis or the database did not answer in time; retry after `Retry-After` seconds"),
         "Unauthorized": error("`unauthorized`: no bearer token, or one that expired or whose session ended"),
@@ -208,9 +209,10 @@ fn complete_operation(path: &str, operation: &mut Value, known: &Value) {
         .as_array()
         .is_some_and(|requirements| !requirements.is_empty());
     let reads_body = operation.get("requestBody").is_some();
-    let mut common = Vec::new();
+    // The connection guard may refuse any path; the limiter, /api only.
+    let mut common = vec![RATE_LIMITED];
     if path.starts_with("/api/") {
-        common.extend([RATE_LIMITED, INTERNAL, UNAVAILABLE]);
+        common.extend([INTERNAL, UNAVAILABLE]);
     }
     if secured {
         common.push(UNAUTHORIZED);
