@@ -251,10 +251,13 @@ pub async fn logout(
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
     ))]
 pub async fn change_password(
+    request: HttpRequest,
     auth: web::Data<AuthService>,
+    clients: web::Data<ClientKeyExtractor>,
     Authenticated(principal): Authenticated,
     Json(change): Json<PasswordChange>,
 ) -> Result<HttpResponse, AppError> {
-    auth.change_password(&principal, change).await?;
+    let client = clients.client(&request);
+    auth.change_password(&principal, change, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::RateDecision;
-use crate::repositories::sql::{LoginName, NewUser, UserRepository};
+use crate::repositories::sql::{Credentials, LoginName, NewUser, UserRepository};
 
 // Fields are optional in Rust so a missing one is reported by name with
 // the other problems, not as a parse error; the API documents them as required.
@@ -193,37 +193,60 @@ impl AuthService {
                 limit: None,
             };
         };
-        let login = login.trim().to_lowercase();
-        match self
-            .rate_limits
-            .check_login(client, &AccountKey::UnknownName(login.clone()))
-            .await
-        {
-            Ok(limit) => LoginResult {
-                outcome: self
-                    .verify_and_start_session(&login, &password, origin)
-                    .await,
-                limit,
-            },
-            Err(error) => LoginResult {
-                outcome: Err(error),
-                limit: None,
-            },
+        let (credentials, limit) = match self.limit_attempt_on(client, &login).await {
+            Ok(found) => found,
+            Err(error) => {
+                return LoginResult {
+                    outcome: Err(error),
+                    limit: None,
+                };
+            }
+        };
+        LoginResult {
+            outcome: self
+                .verify_and_start_session(credentials, &password, origin)
+                .await,
+            limit,
         }
+    }
+
+    /// Resolves a login name (a username, or an e-mail address in either
+    /// IDNA form) to its account, and counts one attempt against the login
+    /// limits: per client, and per account — so its username and its
+    /// address share one count; a name without an account is counted as
+    /// normalised. Every check of an account's secret calls this first
+    /// (the password-reset and e-mail verification endpoints should too).
+    pub async fn limit_attempt_on(
+        &self,
+        client: &ClientKey,
+        login: &str,
+    ) -> Result<(Option<Credentials>, Option<RateDecision>), AppError> {
+        let login = login.trim().to_lowercase();
+        let login = if login.contains('@') {
+            Email::parse(&login).map_or(login, |email| email.as_str().to_string())
+        } else {
+            login
+        };
+        let lookup = if login.contains('@') {
+            LoginName::Email(&login)
+        } else {
+            LoginName::Username(&login)
+        };
+        let credentials = self.users.find_credentials(lookup).await?;
+        let account = credentials.as_ref().map_or_else(
+            || AccountKey::UnknownName(login.clone()),
+            |found| AccountKey::Account(found.id),
+        );
+        let limit = self.rate_limits.check_login(client, &account).await?;
+        Ok((credentials, limit))
     }
 
     async fn verify_and_start_session(
         &self,
-        login: &str,
+        credentials: Option<Credentials>,
         password: &SecretString,
         origin: &ClientInfo,
     ) -> Result<Tokens, AppError> {
-        let lookup = if login.contains('@') {
-            LoginName::Email(login)
-        } else {
-            LoginName::Username(login)
-        };
-        let credentials = self.users.find_credentials(lookup).await?;
         let hash = credentials
             .as_ref()
             .map(|found| found.password_hash.as_str());
@@ -313,6 +336,7 @@ impl AuthService {
         &self,
         principal: &Principal,
         change: PasswordChange,
+        client: &ClientKey,
     ) -> Result<(), AppError> {
         let mut errors = Vec::new();
         let current = required(change.current_password, "current_password", &mut errors);
@@ -321,6 +345,10 @@ impl AuthService {
         let (Some(current), Some(new)) = (current, new) else {
             return Err(AppError::Validation(errors));
         };
+        // A stolen token must not guess the password faster than a login.
+        self.rate_limits
+            .check_login(client, &AccountKey::Account(principal.user))
+            .await?;
         let credentials = self
             .users
             .find_credentials_by_id(principal.user)

@@ -222,6 +222,12 @@ async fn an_address_with_an_internationalised_domain_is_one_account_in_either_fo
     assert_eq!(user["email"], "user@xn--bcher-kva.example");
     let (status, error) = error_code(register("bucher2", "user@xn--bcher-kva.example").await).await;
     assert_eq!((status, error["code"].as_str()), (409, Some("conflict")));
+    let token = app.login_token("user@bücher.example", PASSWORD).await;
+    assert_eq!(
+        app.get("/api/v1/users/me", &token).await.status(),
+        200,
+        "a login by the address in its other form"
+    );
 }
 
 async fn messages_of(response: reqwest::Response) -> Vec<(String, String)> {

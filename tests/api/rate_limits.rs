@@ -376,3 +376,90 @@ async fn registrations_have_a_limit_of_their_own_per_client() {
         .unwrap();
     assert_eq!(login.status(), 200, "logins are not registrations");
 }
+
+async fn change_password_from(app: &TestApp, client: &str, token: &str) -> Response {
+    app.client
+        .put(app.url("/api/v1/auth/password"))
+        .header("x-forwarded-for", client)
+        .bearer_auth(token)
+        .json(&json!({"current_password": "not the password", "new_password": "a new password"}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_current_passwords_count_against_the_login_limits() {
+    let app = app_with_limit(1000, |settings| {
+        settings.rate_limit.login_requests = 4;
+        settings.rate_limit.trusted_proxies = "127.0.0.1".into();
+    })
+    .await;
+    let alice = app.user("alice").await; // one login: 1 of 4 for her account
+    for _ in 0..3 {
+        let response = change_password_from(&app, "198.51.100.1", &alice.token).await;
+        assert_eq!(response.status(), 401);
+    }
+    let response = change_password_from(&app, "198.51.100.1", &alice.token).await;
+    assert_eq!(
+        response.status(),
+        429,
+        "a stolen token guesses no faster than a login"
+    );
+    let (_, error) = error_code(response).await;
+    assert_eq!(error["code"], "rate_limited");
+    assert_eq!(
+        login_from(&app, "198.51.100.2", "alice").await.status(),
+        429,
+        "the guesses counted against her account"
+    );
+    // The client made three guesses that counted (the refused one did
+    // not): one login attempt is left to it.
+    let others = [
+        login_from(&app, "198.51.100.1", "someone-else")
+            .await
+            .status(),
+        login_from(&app, "198.51.100.1", "someone-else")
+            .await
+            .status(),
+    ];
+    assert_eq!(others, [401, 429], "and against the client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_account_login_limit_counts_the_account_whichever_name_is_tried() {
+    let app = app_with_limit(1000, |settings| {
+        settings.rate_limit.login_requests = 3;
+        settings.rate_limit.trusted_proxies = "127.0.0.1".into();
+    })
+    .await;
+    app.register("carol").await;
+    for (n, name) in ["carol", "carol@example.com", "CAROL@Example.com"]
+        .into_iter()
+        .enumerate()
+    {
+        let client = format!("198.51.100.{}", 10 + n);
+        assert_eq!(
+            login_from(&app, &client, name).await.status(),
+            401,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.20", "Carol").await.status(),
+        429
+    );
+    // Unknown names are counted by the name as normalised.
+    for (n, name) in ["nobody", "NoBody", " nobody "].into_iter().enumerate() {
+        let client = format!("198.51.100.{}", 30 + n);
+        assert_eq!(
+            login_from(&app, &client, name).await.status(),
+            401,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        login_from(&app, "198.51.100.40", "NOBODY").await.status(),
+        429
+    );
+}
