@@ -93,6 +93,12 @@ pub struct AuthSettings {
     /// Password hashes that may wait for a hashing thread, per kind
     /// (sign-ins; registrations); more are answered 503.
     pub hash_queue_capacity: usize,
+    /// How long a mailed verification link works.
+    pub verify_ttl_seconds: u64,
+    /// How long a mailed password-reset link works.
+    pub reset_ttl_seconds: u64,
+    /// Login answers 403 `email_not_verified` until the address is verified.
+    pub require_verified_email: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +189,8 @@ pub struct MailSettings {
     pub smtp_password: SecretString,
     pub smtp_timeout_seconds: u64,
     pub file_dir: String,
+    /// The frontend that verification and reset links point to.
+    pub link_base_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +254,14 @@ impl Settings {
         }
         if self.auth.refresh_ttl_seconds < self.auth.token_ttl_seconds {
             anyhow::bail!("auth.refresh_ttl_seconds must be at least auth.token_ttl_seconds");
+        }
+        if self.auth.verify_ttl_seconds == 0 || self.auth.reset_ttl_seconds == 0 {
+            anyhow::bail!("auth.verify_ttl_seconds and auth.reset_ttl_seconds must be positive");
+        }
+        if !(self.mail.link_base_url.starts_with("http://")
+            || self.mail.link_base_url.starts_with("https://"))
+        {
+            anyhow::bail!("mail.link_base_url must be an http:// or https:// URL");
         }
         if self.auth.max_sessions == 0 {
             anyhow::bail!("auth.max_sessions must be at least 1");

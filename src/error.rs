@@ -59,8 +59,14 @@ pub enum AppError {
     Unauthorized,
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A reset or verification token that is unknown, expired or spent.
+    #[error("invalid token")]
+    InvalidToken,
     #[error("forbidden")]
     Forbidden,
+    /// The password was right, but the address must be verified first.
+    #[error("e-mail address not verified")]
+    EmailNotVerified,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -100,7 +106,9 @@ impl AppError {
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::InvalidToken => ErrorCode::InvalidToken,
             Self::Forbidden => ErrorCode::Forbidden,
+            Self::EmailNotVerified => ErrorCode::EmailNotVerified,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
@@ -121,7 +129,13 @@ impl AppError {
             Self::Validation(_) => "the request is not valid; see details".into(),
             Self::Unauthorized => "a valid bearer token is required".into(),
             Self::InvalidCredentials => "the username or password is wrong".into(),
+            Self::InvalidToken => {
+                "the link is unknown, expired or already used; ask for a new one".into()
+            }
             Self::Forbidden => "you are not allowed to do this".into(),
+            Self::EmailNotVerified => {
+                "verify your e-mail address first: follow the link mailed to it".into()
+            }
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed => "this method is not allowed on this path".into(),
             Self::Conflict(field) => format!("{} is already taken", field.field),
@@ -217,8 +231,9 @@ impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::UpdateInProgress(_) => StatusCode::CONFLICT,

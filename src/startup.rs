@@ -22,6 +22,8 @@ use crate::repositories::redis::{
     RedisClient, SessionStore, TrackingLink,
 };
 use crate::repositories::sql::Database;
+use crate::services::account_mail::{AccountMailer, prune_tokens_periodically};
+use crate::services::accounts::AccountService;
 use crate::services::auth::AuthService;
 use crate::services::cache::{CacheAside, CacheCounters};
 use crate::services::cache_admin::CacheAdminService;
@@ -44,6 +46,7 @@ use crate::telemetry;
 #[derive(Clone)]
 pub struct AppState {
     pub auth: web::Data<AuthService>,
+    pub accounts: web::Data<AccountService>,
     pub refresh_cookie: web::Data<RefreshCookie>,
     pub users: web::Data<UserService>,
     pub health: web::Data<HealthService>,
@@ -138,12 +141,23 @@ impl AppState {
             metrics.clone(),
         ));
         let auth = AuthService::new(
+            users_repository.clone(),
+            users.clone(),
+            sessions.clone(),
+            hasher.clone(),
+            rate_limits.clone(),
+            outbox_signal.clone(),
+        )
+        .requiring_verified_email(settings.auth.require_verified_email);
+        let accounts = AccountService::new(
             users_repository,
+            database.account_tokens(),
+            database.outbox(),
+            outbox_signal.clone(),
             users.clone(),
             sessions.clone(),
             hasher,
             rate_limits.clone(),
-            outbox_signal.clone(),
         );
         let metrics_service = MetricsService::new(
             metrics.clone(),
@@ -154,6 +168,7 @@ impl AppState {
         );
         Ok(Self {
             auth: web::Data::new(auth),
+            accounts: web::Data::new(accounts),
             refresh_cookie: web::Data::new(RefreshCookie {
                 enabled: settings.auth.refresh_cookie,
             }),
@@ -279,7 +294,12 @@ pub async fn start_jobs(
     let mut workers = Vec::new();
     if with_workers {
         prune_periodically(database.sessions());
-        let mailer = Mailer::new(&settings.mail)?;
+        prune_tokens_periodically(database.account_tokens());
+        let mail = AccountMailer::new(
+            database.account_tokens(),
+            Mailer::new(&settings.mail)?,
+            settings,
+        )?;
         let process = format!(
             "{}-{}",
             std::process::id(),
@@ -289,7 +309,7 @@ pub async fn start_jobs(
             workers.push(Worker::new(
                 queue.clone(),
                 database.outbox(),
-                mailer.clone(),
+                mail.clone(),
                 settings.jobs.clone(),
                 settings.redis.clone(),
                 format!("worker-{process}-{n}"),
@@ -367,6 +387,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .wrap(from_fn(telemetry::trace_requests))
             .app_data(body_deadline.clone())
             .app_data(state.auth.clone())
+            .app_data(state.accounts.clone())
             .app_data(state.refresh_cookie.clone())
             .app_data(state.users.clone())
             .app_data(state.health.clone())

@@ -1,5 +1,6 @@
 //! HTTP only: routes, extraction, and mapping service results to responses.
 
+mod accounts;
 mod admin;
 mod auth;
 pub mod client_guard;
@@ -38,6 +39,21 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .service(resource("/auth/sessions").route(web::get().to(sessions::list)))
                 .service(resource("/auth/sessions/{id}").route(web::delete().to(sessions::end_one)))
                 .service(resource("/auth/password").route(web::put().to(auth::change_password)))
+                .service(
+                    resource("/auth/password/forgot")
+                        .route(web::post().to(accounts::forgot_password)),
+                )
+                .service(
+                    resource("/auth/password/reset")
+                        .route(web::post().to(accounts::reset_password)),
+                )
+                .service(
+                    resource("/auth/verify-email").route(web::post().to(accounts::verify_email)),
+                )
+                .service(
+                    resource("/auth/verify-email/resend")
+                        .route(web::post().to(accounts::resend_verification)),
+                )
                 .service(resource("/users/me").route(web::get().to(users::me)))
                 .service(
                     resource("/users/{id}")

@@ -12,10 +12,29 @@ pub struct Job {
     pub task: Task,
 }
 
+/// What a job does. Jobs travel through SQL (the outbox) and Redis (the
+/// queue), so they never carry a token: the worker mints the token when it
+/// sends the mail, and only the token's hash is stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Task {
-    WelcomeEmail { to: String, username: String },
+    /// The welcome mail, with a verification link while the address is
+    /// unverified. (Jobs queued by earlier versions have no request time:
+    /// they send the welcome without a link.)
+    WelcomeEmail {
+        to: String,
+        username: String,
+        #[serde(default)]
+        requested_at_ms: i64,
+    },
+    /// A verification link for `to`, if an account still has it unverified
+    /// when the mail goes out.
+    VerifyEmail { to: String, requested_at_ms: i64 },
+    /// Tells the old address that the account's address changed.
+    EmailChangedNotice { to: String, username: String },
+    /// A reset link to the account with this address, if there is one and
+    /// it is not disabled; otherwise nothing is sent.
+    PasswordReset { to: String, requested_at_ms: i64 },
 }
 
 impl Job {
@@ -30,6 +49,9 @@ impl Job {
     pub fn kind(&self) -> &'static str {
         match self.task {
             Task::WelcomeEmail { .. } => "welcome_email",
+            Task::VerifyEmail { .. } => "verify_email",
+            Task::EmailChangedNotice { .. } => "email_changed_notice",
+            Task::PasswordReset { .. } => "password_reset",
         }
     }
 }

@@ -81,6 +81,8 @@ pub struct AuthService {
     hasher: PasswordHasher,
     rate_limits: Arc<RateLimitService>,
     outbox: OutboxSignal,
+    /// Login refuses unverified addresses (after a correct password).
+    require_verified_email: bool,
 }
 
 /// Collects a required field, recording an error when it is missing.
@@ -113,6 +115,16 @@ impl AuthService {
             hasher,
             rate_limits,
             outbox,
+            require_verified_email: false,
+        }
+    }
+
+    /// With `required`, login answers 403 `email_not_verified` until the
+    /// address is verified.
+    pub fn requiring_verified_email(self, required: bool) -> Self {
+        Self {
+            require_verified_email: required,
+            ..self
         }
     }
 
@@ -132,16 +144,19 @@ impl AuthService {
             .hasher
             .hash(password.expose(), Priority::Registration)
             .await?;
+        let now = OffsetDateTime::now_utc();
+        // The worker mints the verification link when it sends the mail.
         let welcome = Job::new(Task::WelcomeEmail {
             to: email.as_str().to_string(),
             username: username.as_str().to_string(),
+            requested_at_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
         });
         let new_user = NewUser {
             username: username.as_str(),
             email: email.as_str(),
             password_hash: &password_hash,
             role,
-            now: OffsetDateTime::now_utc(),
+            now,
         };
         // The welcome mail is committed with the user, or not at all.
         let user = self.users.insert(new_user, &welcome).await?;
@@ -257,6 +272,10 @@ impl AuthService {
         let Some(credentials) = credentials else {
             return Err(AppError::InvalidCredentials);
         };
+        // Only after a correct password: otherwise it would tell who exists.
+        if self.require_verified_email && !credentials.email_verified {
+            return Err(AppError::EmailNotVerified);
+        }
         // `None`: a password change or deletion committed while we were
         // verifying; the old password must not open a session.
         let tokens = self

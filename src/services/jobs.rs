@@ -8,10 +8,10 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+use super::account_mail::AccountMailer;
 use super::auth::Principal;
-use super::mail::{Mail, Mailer};
 use crate::config::{JobSettings, RedisSettings};
-use crate::domain::{Job, Task};
+use crate::domain::Job;
 use crate::error::AppError;
 use crate::repositories::redis::{BlockingConnection, Delivery, JobQueue, QueueCounts};
 use crate::repositories::sql::OutboxRepository;
@@ -85,7 +85,7 @@ impl OutboxRelay {
 pub struct Worker {
     queue: JobQueue,
     outbox: Arc<dyn OutboxRepository>,
-    mailer: Mailer,
+    mail: AccountMailer,
     settings: JobSettings,
     redis: RedisSettings,
     consumer: String,
@@ -97,7 +97,7 @@ impl Worker {
     pub fn new(
         queue: JobQueue,
         outbox: Arc<dyn OutboxRepository>,
-        mailer: Mailer,
+        mail: AccountMailer,
         settings: JobSettings,
         redis: RedisSettings,
         consumer: String,
@@ -105,7 +105,7 @@ impl Worker {
         Self {
             queue,
             outbox,
-            mailer,
+            mail,
             settings,
             redis,
             consumer,
@@ -241,16 +241,8 @@ impl Worker {
     }
 
     async fn perform(&self, job: &Job) -> anyhow::Result<()> {
-        match &job.task {
-            Task::WelcomeEmail { to, username } => {
-                let mail = Mail {
-                    to: to.clone(),
-                    subject: "Welcome to user-api".into(),
-                    body: format!("Hello {username},\n\nyour account is ready. Welcome!\n"),
-                };
-                self.mailer.send(&mail).await
-            }
-        }
+        // Every task so far is a mail.
+        self.mail.perform(&job.task).await
     }
 
     /// Exponential, capped, with up to 50% random jitter so that jobs that

@@ -3,18 +3,19 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use lettre::message::Mailbox;
+use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use crate::config::{MailSettings, MailTransport, SmtpTls};
 
-/// One message to send.
+/// One message to send: a plain-text and an HTML version of the same text.
 pub struct Mail {
     pub to: String,
     pub subject: String,
-    pub body: String,
+    pub text: String,
+    pub html: String,
 }
 
 #[derive(Clone)]
@@ -73,7 +74,10 @@ impl Mailer {
             .from(self.from.clone())
             .to(mail.to.parse().context("recipient is not a mailbox")?)
             .subject(&mail.subject)
-            .body(mail.body.clone())
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text.clone(),
+                mail.html.clone(),
+            ))
             .context("building the message")?;
         match &self.transport {
             Transport::Smtp(smtp) => smtp
@@ -87,7 +91,8 @@ impl Mailer {
                 .map(drop)
                 .context("writing the .eml file failed"),
             Transport::Log => {
-                tracing::info!(to = %mail.to, subject = %mail.subject, body = %mail.body, "mail (log transport)");
+                // Not the body: it may carry a link with a one-time token.
+                tracing::info!(to = %mail.to, subject = %mail.subject, "mail (log transport)");
                 Ok(())
             }
         }

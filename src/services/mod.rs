@@ -1,6 +1,8 @@
 //! The rules: who may do what, cache-aside and invalidation, sessions.
 //! Services return domain values and `AppError`, never HTTP responses.
 
+pub mod account_mail;
+pub mod accounts;
 pub mod auth;
 pub mod cache;
 pub mod cache_admin;
@@ -8,6 +10,7 @@ pub mod health;
 pub mod jobs;
 pub mod locks;
 pub mod mail;
+pub mod mail_templates;
 pub mod metrics;
 pub mod passwords;
 pub mod rate_limit;

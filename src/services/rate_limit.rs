@@ -246,4 +246,19 @@ impl RateLimitService {
             Err(AppError::RateLimited(decision))
         }
     }
+
+    /// The login limit, per client only: for requests that name no account
+    /// (a mailed token presented), which count against it all the same.
+    pub async fn check_login_client(
+        &self,
+        client: &ClientKey,
+    ) -> Result<Option<RateDecision>, AppError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let keys = [self.keys.rate_limit("login-ip", &client.to_string())];
+        let window = Duration::from_secs(self.settings.login_window_seconds);
+        let limit = self.settings.login_requests;
+        self.check_strict(Limit::Login, &keys, limit, window).await
+    }
 }

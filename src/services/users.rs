@@ -14,7 +14,7 @@ use super::reads::NearReads;
 use super::retry::after_commit;
 use super::sessions::{Principal, SessionService};
 use super::tokens::TokenSubject;
-use crate::domain::{Email, Role, User, UserId, Username};
+use crate::domain::{Email, Job, Role, Task, User, UserId, Username};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{CachedEntry, Keys, RedisError};
 use crate::repositories::sql::{Fenced, UserChanges, UserRepository};
@@ -161,6 +161,7 @@ impl UserService {
             username: username.as_ref().map(Username::as_str),
             email: email.as_ref().map(Email::as_str),
             role: update.role,
+            jobs: &[],
         };
         self.locked_update(id, changes).await
     }
@@ -196,6 +197,11 @@ impl UserService {
                         return Ok(current);
                     }
                     let now = OffsetDateTime::now_utc();
+                    let mails = address_change_mails(&current, changes.email, now);
+                    let changes = UserChanges {
+                        jobs: &mails,
+                        ..changes
+                    };
                     let updated = match self.users.update(id, changes, now, fence.0).await? {
                         Fenced::Applied(user) => user,
                         Fenced::Missing => return Err(AppError::NotFound("user")),
@@ -288,5 +294,23 @@ impl UserService {
         if let Err(error) = self.sessions.end_all(id).await {
             tracing::error!(error = ?error, user = %id, "ending sessions after a change failed");
         }
+    }
+}
+
+/// When the address changes: a verification link to the new one and a
+/// notice to the old one, committed with the change.
+fn address_change_mails(current: &User, new_email: Option<&str>, now: OffsetDateTime) -> Vec<Job> {
+    match new_email {
+        Some(new_email) if new_email != current.email => vec![
+            Job::new(Task::VerifyEmail {
+                to: new_email.to_string(),
+                requested_at_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            }),
+            Job::new(Task::EmailChangedNotice {
+                to: current.email.clone(),
+                username: current.username.clone(),
+            }),
+        ],
+        _ => Vec::new(),
     }
 }

@@ -329,6 +329,11 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        // Mail folders made for one test (`mailbox::mail_to_files`).
+        let mail_dir = PathBuf::from(&self.settings.mail.file_dir);
+        if mail_dir.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_dir_all(mail_dir);
+        }
         // Leave the shared Redis as we found it.
         if let Ok(mut connection) = self.redis.get_connection() {
             let pattern = format!("{}*", self.settings.redis.key_prefix);

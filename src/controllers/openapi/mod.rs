@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{admin, auth, health, sessions, users};
+use super::{accounts, admin, auth, health, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,8 @@ use super::{admin, auth, health, sessions, users};
     ),
     paths(
         auth::register, auth::login, auth::refresh, auth::logout, auth::change_password,
+        accounts::verify_email, accounts::resend_verification, accounts::forgot_password,
+        accounts::reset_password,
         sessions::logout_all, sessions::list, sessions::end_one, sessions::end_user_sessions,
         users::me, users::get, users::update, users::delete, users::list,
         admin::evict, admin::preview_eviction, admin::cache_stats, admin::job_stats,
@@ -36,7 +38,7 @@ use super::{admin, auth, health, sessions, users};
     components(schemas(crate::error::ErrorCode)),
     modifiers(&BearerAuth),
     tags(
-        (name = "accounts", description = "Registration, login, sessions"),
+        (name = "accounts", description = "Registration, login, sessions, e-mail verification, password reset"),
         (name = "users", description = "Users, served cache-aside"),
         (name = "admin", description = "Cache eviction and queue figures (admins)"),
         (name = "operations", description = "Health and metrics"),

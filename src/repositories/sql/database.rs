@@ -7,10 +7,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use super::account_tokens::{PgAccountTokenRepository, SqliteAccountTokenRepository};
 use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
 use super::sessions::{PgSessionRepository, SqliteSessionRepository};
 use super::users::{PgUserRepository, SqliteUserRepository};
-use super::{OutboxRepository, SessionRepository, SqlError, UserRepository};
+use super::{
+    AccountTokenRepository, OutboxRepository, SessionRepository, SqlError, UserRepository,
+};
 use crate::config::{DatabaseSettings, redact_url};
 
 /// The pool of whichever backend `database.url` names.
@@ -91,6 +94,13 @@ impl Database {
         match self {
             Database::Sqlite(pool) => Arc::new(SqliteOutboxRepository::new(pool.clone())),
             Database::Postgres(pool) => Arc::new(PgOutboxRepository::new(pool.clone())),
+        }
+    }
+
+    pub fn account_tokens(&self) -> Arc<dyn AccountTokenRepository> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteAccountTokenRepository::new(pool.clone())),
+            Database::Postgres(pool) => Arc::new(PgAccountTokenRepository::new(pool.clone())),
         }
     }
 

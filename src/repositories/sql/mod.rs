@@ -1,6 +1,7 @@
 //! The SQL side: connection, migrations and the user repository, for SQLite
 //! and PostgreSQL.
 
+mod account_tokens;
 mod database;
 mod outbox;
 mod sessions;
@@ -11,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{Job, Role, User, UserId};
 
+pub use account_tokens::{AccountTokenRepository, NewToken, TokenOwner, TokenRecipient};
 pub use database::Database;
 pub use sessions::{NewSession, SessionRecord, SessionRepository, SessionState};
 
@@ -74,6 +76,8 @@ pub struct UserChanges<'a> {
     pub username: Option<&'a str>,
     pub email: Option<&'a str>,
     pub role: Option<Role>,
+    /// Jobs the change causes, committed with it (mails after an address change).
+    pub jobs: &'a [Job],
 }
 
 /// The outcome of a write guarded by a fencing token.
@@ -97,6 +101,7 @@ pub struct Credentials {
     pub id: UserId,
     pub role: Role,
     pub password_hash: String,
+    pub email_verified: bool,
 }
 
 #[async_trait]
@@ -108,7 +113,8 @@ pub trait UserRepository: Send + Sync {
     -> Result<Option<Credentials>, SqlError>;
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, SqlError>;
     /// Applies the changes and raises the version, if `fence` is newer than
-    /// the fencing token of the last such write.
+    /// the fencing token of the last such write. A changed e-mail address
+    /// is unverified.
     async fn update(
         &self,
         id: UserId,
@@ -136,6 +142,8 @@ pub trait OutboxRepository: Send + Sync {
     /// The oldest jobs never handed to the queue, or handed over before
     /// `relayed_before` and still not done.
     async fn due(&self, relayed_before: OffsetDateTime, limit: u32) -> Result<Vec<Job>, SqlError>;
+    /// Commits a job on its own (one not tied to another change).
+    async fn add(&self, job: &Job, now: OffsetDateTime) -> Result<(), SqlError>;
     async fn mark_relayed(&self, id: &str, now: OffsetDateTime) -> Result<(), SqlError>;
     /// Removes a job that is done (or given up on).
     async fn remove(&self, id: &str) -> Result<(), SqlError>;

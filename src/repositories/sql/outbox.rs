@@ -8,6 +8,11 @@ pub(super) fn encode_job(job: &Job) -> Result<String, SqlError> {
     serde_json::to_string(job).map_err(|error| SqlError::Other(sqlx::Error::Encode(error.into())))
 }
 
+/// Adds a job to the outbox; run inside the transaction of the change that
+/// causes it, or on its own.
+pub(super) const INSERT_JOB: &str =
+    "INSERT INTO job_outbox (id, kind, payload, created_at) VALUES ($1, $2, $3, $4)";
+
 fn decode_job(payload: &str) -> Result<Job, SqlError> {
     serde_json::from_str(payload)
         .map_err(|error| SqlError::Other(sqlx::Error::Decode(error.into())))
@@ -41,6 +46,17 @@ macro_rules! sql_outbox_repository {
                 .fetch_all(&self.pool)
                 .await?;
                 payloads.iter().map(|payload| decode_job(payload)).collect()
+            }
+
+            async fn add(&self, job: &Job, now: OffsetDateTime) -> Result<(), SqlError> {
+                sqlx::query(INSERT_JOB)
+                    .bind(&job.id)
+                    .bind(job.kind())
+                    .bind(encode_job(job)?)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
             }
 
             async fn mark_relayed(&self, id: &str, now: OffsetDateTime) -> Result<(), SqlError> {

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::outbox::encode_job;
+use super::outbox::{INSERT_JOB, encode_job};
 use super::{Credentials, Fenced, LoginName, NewUser, SqlError, UserChanges, UserRepository};
 use crate::domain::{Job, Role, User, UserId};
 
@@ -35,6 +35,7 @@ struct CredentialsRow {
     id: i64,
     role: String,
     password_hash: String,
+    email_verified: bool,
 }
 
 pub(super) fn parse_role(role: &str) -> Result<Role, SqlError> {
@@ -71,6 +72,7 @@ impl TryFrom<CredentialsRow> for Credentials {
             id: UserId(row.id),
             role: parse_role(&row.role)?,
             password_hash: row.password_hash,
+            email_verified: row.email_verified,
         })
     }
 }
@@ -134,11 +136,11 @@ macro_rules! sql_user_repository {
             ) -> Result<Option<Credentials>, SqlError> {
                 let (sql, value) = match login {
                     LoginName::Username(name) => (
-                        "SELECT id, role, password_hash FROM users WHERE lower(username) = lower($1)",
+                        "SELECT id, role, password_hash, email_verified FROM users WHERE lower(username) = lower($1)",
                         name,
                     ),
                     LoginName::Email(email) => {
-                        ("SELECT id, role, password_hash FROM users WHERE email = $1", email)
+                        ("SELECT id, role, password_hash, email_verified FROM users WHERE email = $1", email)
                     }
                 };
                 sqlx::query_as::<_, CredentialsRow>(sql)
@@ -154,7 +156,7 @@ macro_rules! sql_user_repository {
                 id: UserId,
             ) -> Result<Option<Credentials>, SqlError> {
                 sqlx::query_as::<_, CredentialsRow>(
-                    "SELECT id, role, password_hash FROM users WHERE id = $1",
+                    "SELECT id, role, password_hash, email_verified FROM users WHERE id = $1",
                 )
                 .bind(id.0)
                 .fetch_optional(&self.pool)
@@ -170,13 +172,17 @@ macro_rules! sql_user_repository {
                 now: OffsetDateTime,
                 fence: i64,
             ) -> Result<Fenced<User>, SqlError> {
+                // A new address is unverified until its link is followed.
                 let sql = concat!(
                     "UPDATE users SET username = COALESCE($2, username), \
                      email = COALESCE($3, email), role = COALESCE($4, role), \
+                     email_verified = CASE WHEN COALESCE($3, email) = email \
+                       THEN email_verified ELSE FALSE END, \
                      version = version + 1, updated_at = $5, fence = $6 \
                      WHERE id = $1 AND fence < $6 RETURNING ",
                     user_columns!()
                 );
+                let mut transaction = self.pool.begin().await?;
                 let updated = sqlx::query_as::<_, UserRow>(sql)
                     .bind(id.0)
                     .bind(changes.username)
@@ -184,11 +190,23 @@ macro_rules! sql_user_repository {
                     .bind(changes.role.map(Role::as_str))
                     .bind(now)
                     .bind(fence)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *transaction)
                     .await?;
                 if let Some(row) = updated {
+                    // The mails the change causes are committed with it.
+                    for job in changes.jobs {
+                        sqlx::query(INSERT_JOB)
+                            .bind(&job.id)
+                            .bind(job.kind())
+                            .bind(encode_job(job)?)
+                            .bind(now)
+                            .execute(&mut *transaction)
+                            .await?;
+                    }
+                    transaction.commit().await?;
                     return Ok(Fenced::Applied(row.try_into()?));
                 }
+                drop(transaction);
                 let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
                     .bind(id.0)
                     .fetch_optional(&self.pool)

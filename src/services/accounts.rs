@@ -1,0 +1,208 @@
+//! E-mail verification and password reset: the requests people make with
+//! the links mailed to them. The mails themselves go through the outbox
+//! (`account_mail` sends them); a request never waits for SMTP.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::jobs::OutboxSignal;
+use super::passwords::{PasswordHasher, Priority};
+use super::rate_limit::{AccountKey, ClientKey, RateLimitService};
+use super::sessions::{Principal, SessionService};
+use super::users::UserService;
+use crate::domain::{AccountToken, Email, Job, Password, Task};
+use crate::error::{AppError, FieldError};
+use crate::repositories::sql::{AccountTokenRepository, OutboxRepository, UserRepository};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailVerification {
+    /// The `token` of the link mailed to the address.
+    #[schema(required = true, value_type = String)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgottenPassword {
+    /// The account's address; the answer is the same whether one has it or not.
+    #[schema(required = true, value_type = String, format = Email)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The `token` of the link mailed by `password/forgot`.
+    #[schema(required = true, value_type = String)]
+    pub token: Option<String>,
+    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
+    pub new_password: Option<SecretString>,
+}
+
+#[derive(Clone)]
+pub struct AccountService {
+    users: Arc<dyn UserRepository>,
+    tokens: Arc<dyn AccountTokenRepository>,
+    outbox: Arc<dyn OutboxRepository>,
+    signal: OutboxSignal,
+    user_service: UserService,
+    sessions: SessionService,
+    hasher: PasswordHasher,
+    rate_limits: Arc<RateLimitService>,
+}
+
+fn now_ms(now: OffsetDateTime) -> i64 {
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl AccountService {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        tokens: Arc<dyn AccountTokenRepository>,
+        outbox: Arc<dyn OutboxRepository>,
+        signal: OutboxSignal,
+        user_service: UserService,
+        sessions: SessionService,
+        hasher: PasswordHasher,
+        rate_limits: Arc<RateLimitService>,
+    ) -> Self {
+        Self {
+            users,
+            tokens,
+            outbox,
+            signal,
+            user_service,
+            sessions,
+            hasher,
+            rate_limits,
+        }
+    }
+
+    /// Marks the address verified, spending the token.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_email(
+        &self,
+        client: &ClientKey,
+        request: EmailVerification,
+    ) -> Result<(), AppError> {
+        let token = request
+            .token
+            .ok_or_else(|| AppError::validation("token", "is required"))?;
+        // Counted before the token is looked at: guessing costs tries.
+        self.rate_limits.check_login_client(client).await?;
+        let token = AccountToken::parse(token.trim()).ok_or(AppError::InvalidToken)?;
+        let now = OffsetDateTime::now_utc();
+        let (user, version) = self
+            .tokens
+            .verify_email(&token.hash(), now)
+            .await?
+            .ok_or(AppError::InvalidToken)?;
+        self.user_service.invalidate(user, version).await;
+        tracing::info!(user = %user, "e-mail address verified");
+        Ok(())
+    }
+
+    /// Queues a new verification mail for the caller's address; its link
+    /// spends the older ones. Nothing is sent once the address is verified.
+    #[tracing::instrument(skip_all, fields(user = %principal.user))]
+    pub async fn resend_verification(
+        &self,
+        client: &ClientKey,
+        principal: &Principal,
+    ) -> Result<(), AppError> {
+        let user = self
+            .users
+            .find(principal.user)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        self.rate_limits
+            .check_login(client, &AccountKey::Account(user.id))
+            .await?;
+        if user.email_verified {
+            return Ok(());
+        }
+        let now = OffsetDateTime::now_utc();
+        let job = Job::new(Task::VerifyEmail {
+            to: user.email,
+            requested_at_ms: now_ms(now),
+        });
+        self.outbox.add(&job, now).await?;
+        self.signal.notify();
+        Ok(())
+    }
+
+    /// Queues a reset mail for whichever account has this address. The
+    /// request does the same work whether one has it or not (one outbox
+    /// row; the worker finds out), so neither the answer nor its time
+    /// tells whether the address is known.
+    #[tracing::instrument(skip_all)]
+    pub async fn forgot_password(
+        &self,
+        client: &ClientKey,
+        request: ForgottenPassword,
+    ) -> Result<(), AppError> {
+        let email = request
+            .email
+            .ok_or_else(|| AppError::validation("email", "is required"))?;
+        let email =
+            Email::parse(&email).map_err(|message| AppError::validation("email", message))?;
+        self.rate_limits.check_login(client, email.as_str()).await?;
+        let now = OffsetDateTime::now_utc();
+        let job = Job::new(Task::PasswordReset {
+            to: email.as_str().to_string(),
+            requested_at_ms: now_ms(now),
+        });
+        self.outbox.add(&job, now).await?;
+        self.signal.notify();
+        Ok(())
+    }
+
+    /// Sets the password of the token's account, spends the token, and
+    /// ends every session of the user.
+    #[tracing::instrument(skip_all)]
+    pub async fn reset_password(
+        &self,
+        client: &ClientKey,
+        request: PasswordReset,
+    ) -> Result<(), AppError> {
+        let mut errors = Vec::new();
+        if request.token.is_none() {
+            errors.push(FieldError::new("token", "is required"));
+        }
+        let password = match request.new_password {
+            None => {
+                errors.push(FieldError::new("new_password", "is required"));
+                None
+            }
+            Some(value) => Password::parse(value)
+                .map_err(|message| errors.push(FieldError::new("new_password", message)))
+                .ok(),
+        };
+        let (Some(token), Some(password)) = (request.token, password) else {
+            return Err(AppError::Validation(errors));
+        };
+        self.rate_limits.check_login_client(client).await?;
+        let token = AccountToken::parse(token.trim()).ok_or(AppError::InvalidToken)?;
+        let hash = self
+            .hasher
+            .hash(password.expose(), Priority::SignIn)
+            .await?;
+        let now = OffsetDateTime::now_utc();
+        let (user, version) = self
+            .tokens
+            .reset_password(&token.hash(), &hash, now)
+            .await?
+            .ok_or(AppError::InvalidToken)?;
+        self.sessions.end_all(user).await?;
+        // updated_at changed: cached copies are stale.
+        self.user_service.invalidate(user, version).await;
+        tracing::info!(user = %user, "password reset; sessions ended");
+        Ok(())
+    }
+}
