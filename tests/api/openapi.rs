@@ -6,11 +6,15 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, spawn_app};
 
-const CONTRACT: [(&str, &str); 17] = [
+const CONTRACT: [(&str, &str); 21] = [
     ("post", "/api/v1/auth/register"),
     ("post", "/api/v1/auth/login"),
     ("post", "/api/v1/auth/logout"),
     ("put", "/api/v1/auth/password"),
+    ("post", "/api/v1/auth/password/forgot"),
+    ("post", "/api/v1/auth/password/reset"),
+    ("post", "/api/v1/auth/verify-email"),
+    ("post", "/api/v1/auth/verify-email/resend"),
     ("get", "/api/v1/users/me"),
     ("get", "/api/v1/users/{id}"),
     ("put", "/api/v1/users/{id}"),
