@@ -9,18 +9,17 @@ use crate::services::accounts::{
     AccountService, EmailVerification, ForgottenPassword, PasswordReset,
 };
 
-/// Verify the e-mail address with the token of the link mailed to it
+/// Verify the e-mail address
+///
+/// With the token of the link mailed to the address
 /// (`{mail.link_base_url}/verify-email?token=T`). Counts against the login
 /// limit of the client.
-#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "accounts",
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "accounts", operation_id = "verifyEmail",
     request_body = EmailVerification,
     responses(
         (status = 204, description = "The address is verified"),
-        (status = 400, description = "`invalid_token`: unknown, expired or spent", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 400, description = "`invalid_token`: unknown, expired or spent, or mailed to an address the account no longer has", body = ErrorResponse),
         (status = 422, description = "`validation_failed`: no token given", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn verify_email(
     request: HttpRequest,
@@ -34,16 +33,14 @@ pub async fn verify_email(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Mail a new verification link to the caller's address; links mailed
-/// earlier stop working. Nothing is sent once the address is verified.
-/// Limited like login.
-#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "accounts",
+/// Mail a new verification link
+///
+/// To the caller's address; links mailed earlier stop working. Nothing is
+/// sent once the address is verified. Limited like login.
+#[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "accounts", operation_id = "resendVerification",
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "A verification mail is on its way"),
-        (status = 401, description = "`unauthorized`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
+        (status = 202, description = "A verification mail is on its way (none once the address is verified)"),
     ))]
 pub async fn resend_verification(
     request: HttpRequest,
@@ -57,19 +54,17 @@ pub async fn resend_verification(
     Ok(HttpResponse::Accepted().finish())
 }
 
-/// Ask for a password-reset link. The answer is the same, in about the
-/// same time, whether or not an account has the address; when one has
-/// (and is not disabled), a mail with `{mail.link_base_url}/reset-password?token=T`
-/// goes to it. A newer request spends the older links. Limited per client
-/// and per address like login.
-#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "accounts",
+/// Ask for a password-reset link
+///
+/// The answer is the same, in about the same time, whether or not an
+/// account has the address; when one has (and is not disabled), a mail with
+/// `{mail.link_base_url}/reset-password?token=T` goes to it. A newer request
+/// spends the older links. Limited per client and per address like login.
+#[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "accounts", operation_id = "forgotPassword",
     request_body = ForgottenPassword,
     responses(
         (status = 202, description = "Accepted (whether or not the address is known)"),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 422, description = "`validation_failed`: no or no valid address", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`: no address, or not a valid one", body = ErrorResponse),
     ))]
 pub async fn forgot_password(
     request: HttpRequest,
@@ -83,18 +78,16 @@ pub async fn forgot_password(
     Ok(HttpResponse::Accepted().finish())
 }
 
-/// Set a new password with the token of a reset link. The token is spent
-/// and every session of the user ends. Counts against the login limit of
-/// the client.
-#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "accounts",
+/// Reset the password
+///
+/// With the token of a reset link. The token is spent and every session of
+/// the user ends. Counts against the login limit of the client.
+#[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "accounts", operation_id = "resetPassword",
     request_body = PasswordReset,
     responses(
         (status = 204, description = "The password is set; log in again"),
         (status = 400, description = "`invalid_token`: unknown, expired or spent", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
         (status = 422, description = "`validation_failed`: a missing token or a bad new password", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`", body = ErrorResponse),
-        (status = 503, description = "`unavailable`", body = ErrorResponse),
     ))]
 pub async fn reset_password(
     request: HttpRequest,

@@ -152,7 +152,9 @@ impl AccountService {
             .ok_or_else(|| AppError::validation("email", "is required"))?;
         let email =
             Email::parse(&email).map_err(|message| AppError::validation("email", message))?;
-        self.rate_limits.check_login(client, email.as_str()).await?;
+        // Keyed like a login by this address.
+        let address = AccountKey::UnknownName(email.as_str().to_string());
+        self.rate_limits.check_login(client, &address).await?;
         let now = OffsetDateTime::now_utc();
         let job = Job::new(Task::PasswordReset {
             to: email.as_str().to_string(),
