@@ -16,7 +16,9 @@ use super::sessions::{Principal, SessionService};
 use super::users::UserService;
 use crate::domain::{AccountToken, Email, Job, Password, Task};
 use crate::error::{AppError, FieldError};
-use crate::repositories::sql::{AccountTokenRepository, OutboxRepository, UserRepository};
+use crate::repositories::sql::{
+    AccountTokenRepository, LoginName, OutboxRepository, UserRepository,
+};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -152,9 +154,18 @@ impl AccountService {
             .ok_or_else(|| AppError::validation("email", "is required"))?;
         let email =
             Email::parse(&email).map_err(|message| AppError::validation("email", message))?;
-        // Keyed like a login by this address.
-        let address = AccountKey::UnknownName(email.as_str().to_string());
-        self.rate_limits.check_login(client, &address).await?;
+        // Counted like a login by this address: against its account when
+        // there is one. The look-up runs for every address alike, so it
+        // tells nothing by its time either.
+        let account = self
+            .users
+            .find_credentials(LoginName::Email(email.as_str()))
+            .await?
+            .map_or_else(
+                || AccountKey::UnknownName(email.as_str().to_string()),
+                |found| AccountKey::Account(found.id),
+            );
+        self.rate_limits.check_login(client, &account).await?;
         let now = OffsetDateTime::now_utc();
         let job = Job::new(Task::PasswordReset {
             to: email.as_str().to_string(),

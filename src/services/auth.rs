@@ -229,8 +229,7 @@ impl AuthService {
     /// IDNA form) to its account, and counts one attempt against the login
     /// limits: per client, and per account — so its username and its
     /// address share one count; a name without an account is counted as
-    /// normalised. Every check of an account's secret calls this first
-    /// (the password-reset and e-mail verification endpoints should too).
+    /// normalised. Every check of an account's secret calls this first.
     pub async fn limit_attempt_on(
         &self,
         client: &ClientKey,
