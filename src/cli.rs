@@ -1,6 +1,6 @@
 //! The one-shot commands: `migrate`, `create-admin`, `cache evict`.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Context;
 use secrecy::SecretString;
@@ -17,7 +17,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let database = Database::connect(&settings.database).await?;
     database.migrate().await?;
     database.close().await;
-    println!("migrations applied");
+    print_line("migrations applied");
     Ok(())
 }
 
@@ -47,6 +47,12 @@ fn explain(error: AppError) -> anyhow::Error {
     }
 }
 
+/// A result line on stdout; a closed stdout (`| head -0`) is not an error
+/// worth a panic.
+fn print_line(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 /// Reads the password from standard input: hidden when it is a terminal,
 /// the first line otherwise (for scripts: `echo "$PW" | user-api create-admin ...`).
 fn read_password() -> anyhow::Result<SecretString> {
@@ -60,6 +66,12 @@ fn read_password() -> anyhow::Result<SecretString> {
             .context("reading the password")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     };
+    if password.is_empty() {
+        anyhow::bail!(
+            "no password given: type it at the prompt, or pass it on standard input \
+             (printf '%s\\n' \"$PASSWORD\" | user-api create-admin ...)"
+        );
+    }
     Ok(SecretString::from(password))
 }
 
@@ -76,11 +88,13 @@ pub async fn create_admin(
         .await
         .map_err(explain)?
     {
-        AdminAccount::Created(user) => println!("created admin {} (id {})", user.username, user.id),
-        AdminAccount::Promoted(user) => println!(
+        AdminAccount::Created(user) => {
+            print_line(&format!("created admin {} (id {})", user.username, user.id))
+        }
+        AdminAccount::Promoted(user) => print_line(&format!(
             "user {} (id {}) already existed and is now an admin; its password and e-mail were not changed",
             user.username, user.id
-        ),
+        )),
     }
     Ok(())
 }
@@ -99,10 +113,10 @@ pub async fn evict_cache(
             .preview(&selector, 0)
             .await
             .map_err(explain)?;
-        println!("would delete {} keys", preview.count);
+        print_line(&format!("would delete {} keys", preview.count));
     } else {
         let deleted = state.cache_admin.evict(&selector).await.map_err(explain)?;
-        println!("deleted {deleted} keys");
+        print_line(&format!("deleted {deleted} keys"));
     }
     Ok(())
 }
@@ -129,7 +143,7 @@ pub async fn worker(settings: &Settings) -> anyhow::Result<()> {
 pub async fn replay_dead_jobs(settings: &Settings, limit: u64) -> anyhow::Result<()> {
     let state = services(settings).await?;
     let replayed = state.jobs.replay_dead(limit).await.map_err(explain)?;
-    println!("replayed {replayed} jobs");
+    print_line(&format!("replayed {replayed} jobs"));
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Layered settings: `config/base.toml`, then `config/{APP_ENVIRONMENT}.toml`,
 //! then `APP__SECTION__KEY` environment variables.
 
+mod explain;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -9,6 +11,13 @@ use serde::Deserialize;
 
 /// The secret shipped in `config/base.toml`; production refuses to run with it.
 pub const DEFAULT_JWT_SECRET: &str = "insecure-default-secret-change-me-please";
+
+/// Every JWT secret the repository ships (`config/base.toml`,
+/// `.env.example`): production refuses each of them, as it does a short one.
+pub const PLACEHOLDER_JWT_SECRETS: [&str; 2] = [
+    DEFAULT_JWT_SECRET,
+    "change-me-to-at-least-32-random-bytes-please",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -39,6 +48,10 @@ pub enum Environment {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    /// `/metrics` on a listener of its own, on `metrics_host`, instead of
+    /// on the public port; unset: on the public port.
+    pub metrics_port: Option<u16>,
+    pub metrics_host: String,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
     /// Connections the kernel queues before they are accepted.
@@ -63,6 +76,9 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: SecretString,
+    /// PEM file of the CA that signed a `rediss://` server's certificate,
+    /// when it is not a public one; empty: the public roots.
+    pub tls_ca_file: String,
     pub key_prefix: String,
     pub pool_max_size: usize,
     pub pool_min_idle: usize,
@@ -217,9 +233,26 @@ pub enum LogFormat {
 
 impl Settings {
     /// Reads the layers from `config_dir` for the environment named by
-    /// `APP_ENVIRONMENT` (default `local`).
+    /// `APP_ENVIRONMENT` (default `local`), and the process's `APP__…`
+    /// variables.
     pub fn load(config_dir: &Path) -> anyhow::Result<Self> {
-        let environment = std::env::var("APP_ENVIRONMENT").unwrap_or_else(|_| "local".to_string());
+        Self::load_from(config_dir, std::env::vars())
+    }
+
+    /// [`Settings::load`] with these variables in place of the process's.
+    /// Values are taken as written: `00123` stays the string `00123` (a
+    /// number or a boolean is read from the text only where the setting is
+    /// one).
+    pub fn load_from(
+        config_dir: &Path,
+        variables: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let variables: config::Map<String, String> = variables.into_iter().collect();
+        let environment = variables
+            .get("APP_ENVIRONMENT")
+            .cloned()
+            .unwrap_or_else(|| "local".to_string());
+        explain::check_environment(&environment)?;
         let settings: Settings = config::Config::builder()
             .set_default("environment", environment.as_str())?
             .add_source(config::File::from(config_dir.join("base.toml")))
@@ -230,10 +263,11 @@ impl Settings {
                 config::Environment::with_prefix("APP")
                     .prefix_separator("__")
                     .separator("__")
-                    .try_parsing(true),
+                    .source(Some(variables)),
             )
-            .build()?
-            .try_deserialize()?;
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(explain::explain)?;
         settings.check()?;
         Ok(settings)
     }
@@ -242,11 +276,12 @@ impl Settings {
     pub fn check(&self) -> anyhow::Result<()> {
         let secret = self.auth.jwt_secret.expose_secret();
         if self.environment == Environment::Production
-            && (secret == DEFAULT_JWT_SECRET || secret.len() < 32)
+            && (PLACEHOLDER_JWT_SECRETS.contains(&secret) || secret.len() < 32)
         {
             anyhow::bail!(
                 "refusing to start in production with the default JWT secret or one shorter \
-                 than 32 bytes: set APP__AUTH__JWT_SECRET"
+                 than 32 bytes: set APP__AUTH__JWT_SECRET to at least 32 random bytes \
+                 (e.g. `openssl rand -base64 48`)"
             );
         }
         if self.auth.token_ttl_seconds == 0 || self.cache.ttl_seconds == 0 {
@@ -322,6 +357,7 @@ impl RedisSettings {
     pub fn for_tool(url: &str, key_prefix: &str) -> Self {
         Self {
             url: SecretString::from(url.to_string()),
+            tls_ca_file: String::new(),
             key_prefix: key_prefix.to_string(),
             pool_max_size: 4,
             pool_min_idle: 1,
@@ -351,7 +387,143 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use std::path::PathBuf;
+
+    use secrecy::ExposeSecret;
+
+    use super::{PLACEHOLDER_JWT_SECRETS, Settings, redact_url};
+
+    fn load(variables: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config");
+        Settings::load_from(
+            &config_dir,
+            variables
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        )
+    }
+
+    fn error_of(variables: &[(&str, &str)]) -> String {
+        format!("{:#}", load(variables).expect_err("refused"))
+    }
+
+    #[test]
+    fn values_arrive_exactly_as_written() {
+        let settings = load(&[
+            ("APP__MAIL__SMTP_PASSWORD", "00123"),
+            ("APP__MAIL__SMTP_USERNAME", "TRUE"),
+            ("APP__MAIL__FROM", "1e3"),
+            ("APP__REDIS__KEY_PREFIX", "007:"),
+            ("APP__AUTH__JWT_SECRET", "0x10"),
+            // Numbers and switches are still read from their text.
+            ("APP__SERVER__PORT", "09000"),
+            ("APP__WORKER__ENABLED", "FALSE"),
+        ])
+        .unwrap();
+        assert_eq!(settings.mail.smtp_password.expose_secret(), "00123");
+        assert_eq!(settings.mail.smtp_username, "TRUE");
+        assert_eq!(settings.mail.from, "1e3");
+        assert_eq!(settings.redis.key_prefix, "007:");
+        assert_eq!(settings.auth.jwt_secret.expose_secret(), "0x10");
+        assert_eq!(settings.server.port, 9000);
+        assert!(!settings.worker.enabled);
+    }
+
+    #[test]
+    fn a_value_that_is_not_a_number_names_the_setting_and_what_it_must_be() {
+        let message = error_of(&[("APP__SERVER__PORT", "abc")]);
+        assert!(
+            message.contains("server.port (APP__SERVER__PORT"),
+            "{message}"
+        );
+        assert!(message.contains("\"abc\""), "{message}");
+        assert!(message.contains("must be a whole number"), "{message}");
+    }
+
+    #[test]
+    fn a_number_out_of_range_gives_the_range() {
+        let message = error_of(&[("APP__SERVER__PORT", "99999")]);
+        assert!(message.contains("APP__SERVER__PORT"), "{message}");
+        assert!(message.contains("99999"), "{message}");
+        assert!(message.contains("from 0 to 65535"), "{message}");
+        assert!(!message.contains("16 bit"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_choice_lists_the_valid_ones() {
+        let message = error_of(&[("APP__MAIL__TRANSPORT", "smpt")]);
+        assert!(
+            message.contains("mail.transport (APP__MAIL__TRANSPORT"),
+            "{message}"
+        );
+        assert!(message.contains("\"smpt\""), "{message}");
+        assert!(
+            message.contains("must be one of smtp, file, log"),
+            "{message}"
+        );
+        assert!(!message.contains("variant"), "{message}");
+        let message = error_of(&[("APP_ENVIRONMENT", "prod")]);
+        assert!(message.contains("APP_ENVIRONMENT = \"prod\""), "{message}");
+        assert!(message.contains("local, production, test"), "{message}");
+    }
+
+    #[test]
+    fn a_switch_must_be_true_or_false() {
+        let message = error_of(&[("APP__WORKER__ENABLED", "maybe")]);
+        assert!(message.contains("APP__WORKER__ENABLED"), "{message}");
+        assert!(message.contains("must be true or false"), "{message}");
+    }
+
+    #[test]
+    fn production_refuses_every_shipped_placeholder_secret_with_one_message() {
+        for secret in PLACEHOLDER_JWT_SECRETS.iter().chain(&["too-short"]) {
+            let message = error_of(&[
+                ("APP_ENVIRONMENT", "production"),
+                ("APP__AUTH__JWT_SECRET", secret),
+            ]);
+            assert!(
+                message.starts_with("refusing to start in production with the default JWT secret"),
+                "{secret}: {message}"
+            );
+        }
+        let secret = "a-real-secret-of-more-than-32-random-bytes";
+        load(&[
+            ("APP_ENVIRONMENT", "production"),
+            ("APP__AUTH__JWT_SECRET", secret),
+        ])
+        .unwrap();
+    }
+
+    /// A placeholder added to a shipped file must be refused too.
+    #[test]
+    fn every_jwt_secret_the_repository_ships_is_a_refused_placeholder() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mut shipped = Vec::new();
+        for file in [
+            ".env.example",
+            "config/base.toml",
+            "config/production.toml",
+            "config/local.toml",
+        ] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            for line in text.lines() {
+                let line = line.trim();
+                if let Some(value) = line
+                    .strip_prefix("APP__AUTH__JWT_SECRET=")
+                    .or_else(|| line.strip_prefix("jwt_secret = "))
+                {
+                    shipped.push(value.trim_matches('"').to_string());
+                }
+            }
+        }
+        assert!(shipped.len() >= 2, "found {shipped:?}");
+        for secret in shipped {
+            assert!(
+                PLACEHOLDER_JWT_SECRETS.contains(&secret.as_str()),
+                "{secret}"
+            );
+        }
+    }
 
     #[test]
     fn redact_url_hides_the_password_only() {

@@ -67,10 +67,14 @@ pub enum AppError {
     /// The password was right, but the address must be verified first.
     #[error("e-mail address not verified")]
     EmailNotVerified,
+    /// A CORS preflight refused; the text says why, for the developer.
+    #[error("cross-origin request refused")]
+    CorsRefused(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The methods the path does allow, for the `Allow` header.
+    MethodNotAllowed(&'static str),
     #[error("{} is already taken", .0.field)]
     Conflict(FieldError),
     /// Another update of the same resource holds its lock for this long.
@@ -107,10 +111,10 @@ impl AppError {
             Self::Unauthorized => ErrorCode::Unauthorized,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::InvalidToken => ErrorCode::InvalidToken,
-            Self::Forbidden => ErrorCode::Forbidden,
+            Self::Forbidden | Self::CorsRefused(_) => ErrorCode::Forbidden,
             Self::EmailNotVerified => ErrorCode::EmailNotVerified,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::MethodNotAllowed => ErrorCode::MethodNotAllowed,
+            Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::UpdateInProgress(_) => ErrorCode::UpdateInProgress,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
@@ -136,8 +140,11 @@ impl AppError {
             Self::EmailNotVerified => {
                 "verify your e-mail address first: follow the link mailed to it".into()
             }
+            Self::CorsRefused(why) => (*why).into(),
             Self::NotFound(what) => format!("{what} not found"),
-            Self::MethodNotAllowed => "this method is not allowed on this path".into(),
+            Self::MethodNotAllowed(allow) => {
+                format!("this method is not allowed on this path; allowed: {allow}")
+            }
             Self::Conflict(field) => format!("{} is already taken", field.field),
             Self::UpdateInProgress(_) => {
                 "another update of this resource is in progress; retry shortly".into()
@@ -234,8 +241,9 @@ impl ResponseError for AppError {
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::EmailNotVerified => StatusCode::FORBIDDEN,
+            Self::CorsRefused(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::UpdateInProgress(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -282,6 +290,9 @@ impl ResponseError for AppError {
             }
             Self::UpdateInProgress(held_for) => {
                 response.insert_header((header::RETRY_AFTER, whole_seconds(*held_for)));
+            }
+            Self::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, HeaderValue::from_static(allow)));
             }
             _ => {}
         }

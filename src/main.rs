@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use user_api::config::Settings;
+use clap::{ArgGroup, Parser, Subcommand};
+use user_api::config::{LogFormat, Settings};
 use user_api::startup::Application;
 use user_api::{cli, telemetry};
 
@@ -29,8 +29,11 @@ enum Command {
     /// Create an admin account, or promote the user with this username.
     /// The password is read from standard input.
     CreateAdmin {
+        /// Login name of the admin: 3 to 32 letters, digits, '_', '.' or '-'.
+        /// An existing user of that name is made an admin instead.
         #[arg(long)]
         username: String,
+        /// E-mail address of the new admin (not changed when promoting).
         #[arg(long)]
         email: String,
     },
@@ -50,6 +53,7 @@ enum Command {
 enum JobsCommand {
     /// Put dead-lettered jobs back in the queue, with fresh attempts.
     ReplayDead {
+        /// Replay at most this many dead jobs.
         #[arg(long, default_value_t = 1000)]
         limit: u64,
     },
@@ -57,11 +61,15 @@ enum JobsCommand {
 
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// Delete cache entries whose key (after `{prefix}cache:`) ends with
-    /// SUFFIX or starts with PREFIX, taken literally.
+    /// Delete cache entries whose key (after `{key_prefix}cache:`, e.g.
+    /// `user:42` of `app:cache:user:42`) ends with SUFFIX or starts with
+    /// PREFIX, taken literally. Give exactly one of the two.
+    #[command(group(ArgGroup::new("selector").required(true).args(["suffix", "prefix"])))]
     Evict {
-        #[arg(long, conflicts_with = "prefix", required_unless_present = "prefix")]
+        /// Literal end of the keys to delete: `:42` = every cached entry of user 42.
+        #[arg(long)]
         suffix: Option<String>,
+        /// Literal start of the keys to delete: `user:` = every cached user.
         #[arg(long)]
         prefix: Option<String>,
         /// Count the keys without deleting them.
@@ -73,19 +81,34 @@ enum CacheCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match Settings::load(&cli.config_dir) {
+        Ok(settings) => {
+            telemetry::init(&settings.log);
+            let json_logs = settings.log.format == LogFormat::Json;
+            match run(cli, settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    // Once: as a log event where logs are JSON (a collector
+                    // reads them), else as a plain line for the person.
+                    if json_logs {
+                        tracing::error!(error = format!("{error:#}"), "fatal");
+                    } else {
+                        telemetry::print_error(&error);
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "fatal");
-            eprintln!("user-api: {error:#}");
+            telemetry::print_error(&error);
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry::flush();
+    code
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(&cli.config_dir)?;
-    telemetry::init(&settings.log);
+async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             Application::build(settings)

@@ -8,9 +8,10 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::{ServerSettings, Settings};
+use crate::config::{ServerSettings, Settings, redact_url};
 use crate::controllers::client_guard::{self, BodyDeadline, ConnectionLimits};
 use crate::controllers::client_ip::{ClientKeyExtractor, TrustedProxies, local_shield};
 use crate::controllers::cors::{self, CorsPolicy};
@@ -178,7 +179,7 @@ impl AppState {
             rate_limits: web::Data::from(rate_limits),
             clients: web::Data::new(clients),
             jobs: web::Data::new(jobs),
-            cors: web::Data::new(CorsPolicy::new(&settings.cors)),
+            cors: web::Data::new(CorsPolicy::new(&settings.cors)?),
             metrics: web::Data::from(metrics),
             metrics_service: web::Data::new(metrics_service),
             outbox_signal,
@@ -190,6 +191,8 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The listener of `server.metrics_port`, when set.
+    metrics: Option<(u16, Server)>,
     jobs: JobTasks,
     shutdown_timeout: Duration,
     database: Database,
@@ -224,11 +227,23 @@ impl Application {
         .await?;
         let listener = listen(&settings.server)?;
         let port = listener.local_addr()?.port();
+        let metrics = match settings.server.metrics_port {
+            Some(metrics_port) => {
+                let address = (settings.server.metrics_host.as_str(), metrics_port);
+                let listener = TcpListener::bind(address).with_context(|| {
+                    format!("cannot listen for metrics on {}:{}", address.0, address.1)
+                })?;
+                let metrics_port = listener.local_addr()?.port();
+                Some((metrics_port, serve_metrics(listener, &state, &settings)?))
+            }
+            None => None,
+        };
         let server = serve(listener, state, &settings)?;
-        tracing::info!(port, "listening");
+        log_start(&settings, port, metrics.as_ref().map(|(port, _)| *port));
         Ok(Self {
             port,
             server,
+            metrics,
             jobs,
             shutdown_timeout: Duration::from_secs(settings.server.shutdown_timeout_seconds),
             database,
@@ -239,6 +254,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the metrics listener, when `server.metrics_port` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
@@ -254,11 +274,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let handle = self.server.handle();
+        let metrics_handle = self.metrics.as_ref().map(|(_, server)| server.handle());
         tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: draining in-flight requests");
+            if let Some(metrics) = metrics_handle {
+                metrics.stop(true).await;
+            }
             handle.stop(true).await;
         });
+        if let Some((_, metrics)) = self.metrics {
+            tokio::spawn(metrics);
+        }
         self.server.await.context("HTTP server failed")?;
         tracing::info!("server stopped; stopping the job workers");
         self.jobs.stop(self.shutdown_timeout).await;
@@ -361,6 +388,32 @@ fn listen(server: &ServerSettings) -> anyhow::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// One line saying what this process serves and on what, for the person
+/// who started it (credentials masked).
+fn log_start(settings: &Settings, port: u16, metrics_port: Option<u16>) {
+    let database_url = settings.database.url.expose_secret();
+    let database = if database_url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    let metrics = match metrics_port {
+        Some(metrics_port) => format!(
+            "http://{}:{metrics_port}/metrics",
+            settings.server.metrics_host
+        ),
+        None => "on the public port".to_string(),
+    };
+    tracing::info!(
+        url = %format!("http://{}:{port}", settings.server.host),
+        database = %database,
+        database_url = %redact_url(database_url),
+        redis = %redact_url(settings.redis.url.expose_secret()),
+        metrics = %metrics,
+        "serving"
+    );
+}
+
 /// Every minute, drops in-process rate-limit state of quiet clients.
 fn forget_idle_clients(rate_limits: web::Data<RateLimitService>) {
     tokio::spawn(async move {
@@ -379,12 +432,19 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
         TrustedProxies::parse(&settings.rate_limit.trusted_proxies)?,
     );
     let body_deadline = web::Data::new(BodyDeadline::new(&settings.server));
+    let metrics_here = settings.server.metrics_port.is_none();
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(client_guard::guard_requests))
-            .wrap(Condition::new(cors_enabled, from_fn(cors::cors)))
-            .wrap(from_fn(security_headers::add_security_headers))
             .wrap(from_fn(telemetry::trace_requests))
+            .wrap(from_fn(security_headers::add_security_headers))
+            // Outside the rest, so that every answer, the early 413
+            // included, is readable by an allowed origin.
+            .wrap(Condition::new(cors_enabled, state.cors.middleware()))
+            .wrap(Condition::new(
+                cors_enabled,
+                from_fn(cors::explain_refusals),
+            ))
             .app_data(body_deadline.clone())
             .app_data(state.auth.clone())
             .app_data(state.accounts.clone())
@@ -398,6 +458,11 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.cors.clone())
             .app_data(state.metrics.clone())
             .app_data(state.metrics_service.clone())
+            .configure(|config| {
+                if metrics_here {
+                    controllers::configure_metrics(config);
+                }
+            })
             .configure(controllers::configure)
     })
     .on_connect(move |connection, data| connections.on_connect(connection, data))
@@ -408,5 +473,27 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
     if settings.server.workers > 0 {
         server = server.workers(settings.server.workers);
     }
+    Ok(server.run())
+}
+
+/// `/metrics` alone, on the listener of `server.metrics_port`: one worker
+/// is plenty for a scraper.
+fn serve_metrics(
+    listener: TcpListener,
+    state: &AppState,
+    settings: &Settings,
+) -> anyhow::Result<Server> {
+    let (metrics, metrics_service) = (state.metrics.clone(), state.metrics_service.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(telemetry::trace_requests))
+            .app_data(metrics.clone())
+            .app_data(metrics_service.clone())
+            .configure(controllers::configure_metrics_listener)
+    })
+    .workers(1)
+    .shutdown_timeout(settings.server.shutdown_timeout_seconds)
+    .disable_signals()
+    .listen(listener)?;
     Ok(server.run())
 }

@@ -1,6 +1,9 @@
-//! Logs: `tracing` to stdout, readable locally and JSON in production; one
+//! Logs: `tracing` to stderr, readable locally and JSON in production; one
 //! span per request carrying its request id.
 
+mod writer;
+
+use std::io::{IsTerminal, Write};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -17,6 +20,7 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
+use crate::controllers;
 use crate::metrics::Metrics;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,9 +41,14 @@ pub fn init(settings: &LogSettings) {
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // stderr: stdout stays free for what the one-shot commands print.
+    // Colour only for a person at a terminal, never into a file or a pipe.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(colour)
+        // Its own error report would go to the same (possibly closed) stderr.
+        .log_internal_errors(false)
+        .with_writer(writer::LogWriter::global());
     // A second init (tests spawn many apps in one process) keeps the first.
     let _ = match settings.format {
         LogFormat::Json => builder
@@ -82,6 +91,22 @@ impl Visit for MessageText {
     }
 }
 
+/// Waits (briefly) for the log lines so far to be written: before exiting.
+pub fn flush() {
+    writer::LogWriter::global().flush(std::time::Duration::from_secs(1));
+}
+
+/// A fatal error, as one plain line for the person who ran the command.
+pub fn print_error(error: &anyhow::Error) {
+    flush();
+    let _ = writeln!(std::io::stderr().lock(), "user-api: {error:#}");
+}
+
+/// Milliseconds, to the microsecond: `0.219`, not `0.21853399999999998`.
+pub fn elapsed_ms(elapsed: std::time::Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1e3
+}
+
 /// A client's `X-Request-Id` if it is short and printable, else a new one.
 fn request_id(request: &ServiceRequest) -> HeaderValue {
     request
@@ -108,7 +133,7 @@ fn new_request_id() -> HeaderValue {
 /// Wraps each request in a span with its id, echoes the id, logs the outcome.
 pub async fn trace_requests(
     request: ServiceRequest,
-    next: Next<impl MessageBody>,
+    next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id(&request);
     let span = tracing::info_span!(
@@ -120,7 +145,17 @@ pub async fn trace_requests(
     let started = Instant::now();
     let id_text = id.to_str().unwrap_or_default().to_string();
     let mut response = CURRENT_REQUEST_ID
-        .scope(id_text, next.call(request).instrument(span.clone()))
+        .scope(
+            id_text,
+            async {
+                if let Some(refusal) = controllers::refuse_before_routing(&request) {
+                    return Ok(request.into_response(refusal).map_into_right_body());
+                }
+                let response = next.call(request).await?;
+                Ok::<_, actix_web::Error>(controllers::envelope_bare_not_found(response))
+            }
+            .instrument(span.clone()),
+        )
         .await?;
     let status = response.status().as_u16();
     if let Some(metrics) = response.request().app_data::<web::Data<Metrics>>() {
@@ -141,10 +176,27 @@ pub async fn trace_requests(
     span.in_scope(|| {
         tracing::info!(
             status,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+            elapsed_ms = elapsed_ms(started.elapsed()),
             "request finished"
         )
     });
     response.headers_mut().insert(REQUEST_ID, id);
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::elapsed_ms;
+
+    #[test]
+    fn elapsed_milliseconds_have_at_most_three_decimals() {
+        for nanos in [218_533_990, 1, 999, 1_000_001, 12_345_678_901, 7_777_777] {
+            let shown = elapsed_ms(Duration::from_nanos(nanos)).to_string();
+            let decimals = shown.split('.').nth(1).map_or(0, str::len);
+            assert!(decimals <= 3, "{nanos} ns shown as {shown}");
+        }
+        assert_eq!(elapsed_ms(Duration::from_nanos(218_533_990)), 218.533);
+    }
 }

@@ -135,6 +135,8 @@ impl Drop for TestDatabase {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the metrics listener, when one is configured.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub settings: Settings,
     pub database: Database,
@@ -162,6 +164,9 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = application
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(application.run_until(std::future::pending()));
     let database = Database::connect(&settings.database)
         .await
@@ -169,6 +174,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let redis_url: &str = secrecy::ExposeSecret::expose_secret(&settings.redis.url);
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))

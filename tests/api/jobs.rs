@@ -2,13 +2,14 @@
 //! over real SMTP, retried, dead-lettered, replayed, and taken over when a
 //! worker dies.
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use user_api::config::{MailTransport, Settings, SmtpTls};
 
+use crate::child::{Running, Signal};
 use crate::helpers::{Backend, TestApp, spawn_app_with};
 use crate::smtp_sink::{Mode, SmtpSink};
 
@@ -175,7 +176,7 @@ async fn an_admin_replays_dead_jobs_over_http_on_postgres() {
     refusals_then_dead_letter_then_replay(Backend::Postgres, Replay::Http).await;
 }
 
-fn worker_process(app: &TestApp) -> Child {
+fn worker_process(app: &TestApp) -> Running {
     let mut command = app.command();
     command
         .arg("worker")
@@ -190,13 +191,13 @@ fn worker_process(app: &TestApp) -> Child {
         .env("APP__WORKER__CONCURRENCY", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    command.spawn().unwrap()
+    Running::spawn(&mut command)
 }
 
 /// A stalling mail sink, a server that runs no workers (separate worker
 /// processes do the jobs), and a worker process stuck in the middle of
 /// sending alice's welcome mail.
-async fn worker_stalled_on_alices_mail() -> (SmtpSink, TestApp, Child) {
+async fn worker_stalled_on_alices_mail() -> (SmtpSink, TestApp, Running) {
     let sink = SmtpSink::start().await;
     sink.set_mode(Mode::Stall);
     let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
@@ -216,8 +217,7 @@ async fn worker_stalled_on_alices_mail() -> (SmtpSink, TestApp, Child) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_worker_killed_mid_send_is_delivered_after_the_visibility_timeout() {
     let (sink, app, mut first) = worker_stalled_on_alices_mail().await;
-    first.kill().unwrap(); // SIGKILL: no chance to hand the job back
-    first.wait().unwrap();
+    first.kill(); // SIGKILL: no chance to hand the job back
     sink.set_mode(Mode::Accept);
     let mut second = worker_process(&app);
     let started = Instant::now();
@@ -227,8 +227,7 @@ async fn a_job_of_a_worker_killed_mid_send_is_delivered_after_the_visibility_tim
         started.elapsed() >= Duration::from_millis(500),
         "taken over only after the timeout"
     );
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,8 +260,7 @@ async fn a_thousand_registrations_get_their_mails_through_five_worker_kills() {
     };
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        worker.kill().unwrap(); // SIGKILL, whatever it was doing
-        worker.wait().unwrap();
+        worker.kill(); // SIGKILL, whatever it was doing
         worker = worker_process(&app);
     }
     let statuses = registrations.await.unwrap();
@@ -278,8 +276,7 @@ async fn a_thousand_registrations_get_their_mails_through_five_worker_kills() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    worker.kill();
     eprintln!(
         "{} mails received for 1000 registrations",
         sink.mails().len()
@@ -318,14 +315,9 @@ async fn a_pending_welcome_mail_survives_redis_restarting_empty() {
 async fn a_worker_stopped_with_sigterm_exits_0_and_its_job_is_still_delivered() {
     let (sink, app, mut first) = worker_stalled_on_alices_mail().await;
     let stopped = Instant::now();
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(first.id().to_string())
-        .status()
-        .unwrap();
+    first.signal(Signal::SIGTERM);
     let exit = tokio::task::spawn_blocking(move || first.wait())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(exit.code(), Some(0));
     assert!(
@@ -337,6 +329,5 @@ async fn a_worker_stopped_with_sigterm_exits_0_and_its_job_is_still_delivered() 
     let mut second = worker_process(&app);
     let mails = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(mails[0].to, ["alice@example.com"]);
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
 }

@@ -1,6 +1,7 @@
 //! One integration-test binary: the real HTTP app against real Redis and a
 //! real, fresh database, on SQLite and on PostgreSQL.
 
+mod child;
 mod fault_proxy;
 mod faults;
 mod helpers;
@@ -11,6 +12,7 @@ mod smtp_sink;
 mod accounts;
 mod admin_cache;
 mod cache_consistency;
+mod edges;
 mod email_verification;
 mod errors;
 mod glob_property;
@@ -20,10 +22,12 @@ mod locks;
 mod near_cache;
 mod openapi;
 mod operations;
+mod operator;
 mod password_reset;
 mod process;
 mod rate_limits;
 mod redis_outage;
 mod redis_server;
 mod sessions;
+mod tls;
 mod users;

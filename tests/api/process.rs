@@ -1,11 +1,12 @@
 //! The binary as an operator runs it: start-up failures and SIGTERM.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::child::{Running, Signal};
 use crate::helpers::{PASSWORD, free_port, test_redis_url, user_api_command};
 use crate::redis_server::RedisServer;
 
@@ -30,7 +31,7 @@ fn temp_database() -> PathBuf {
     ))
 }
 
-async fn wait_until_live(client: &reqwest::Client, base: &str, child: &mut Child) {
+pub async fn wait_until_live(client: &reqwest::Client, base: &str, child: &mut Running) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(response) = client.get(format!("{base}/health/live")).send().await
@@ -38,18 +39,16 @@ async fn wait_until_live(client: &reqwest::Client, base: &str, child: &mut Child
         {
             return;
         }
-        assert!(child.try_wait().unwrap().is_none(), "user-api exited early");
+        assert!(child.try_wait().is_none(), "user-api exited early");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("user-api did not become live");
 }
 
-async fn stop_with(signal: &str) {
+async fn stop_with(signal: Signal) {
     let port = free_port();
     let database = temp_database();
-    let mut child = user_api(port, &test_redis_url(), &database)
-        .spawn()
-        .unwrap();
+    let mut child = Running::spawn(&mut user_api(port, &test_redis_url(), &database));
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     wait_until_live(&client, &base, &mut child).await;
@@ -70,12 +69,7 @@ async fn stop_with(signal: &str) {
         .collect();
     tokio::time::sleep(Duration::from_millis(30)).await;
     let stopped = Instant::now();
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    child.signal(signal);
     for request in in_flight {
         let response = request
             .await
@@ -85,7 +79,6 @@ async fn stop_with(signal: &str) {
     }
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
-        .unwrap()
         .unwrap();
     assert!(stopped.elapsed() < Duration::from_secs(10));
     assert_eq!(exit.code(), Some(0));
@@ -94,12 +87,12 @@ async fn stop_with(signal: &str) {
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
-    stop_with("TERM").await;
+    stop_with(Signal::SIGTERM).await;
 }
 
 #[tokio::test]
 async fn sigint_is_as_graceful_as_sigterm() {
-    stop_with("INT").await;
+    stop_with(Signal::SIGINT).await;
 }
 
 #[tokio::test]
@@ -154,7 +147,9 @@ async fn migrate_applies_the_migrations_and_exits() {
     let _ = std::fs::remove_dir_all(database.parent().unwrap());
 }
 
-/// The variables of `.env.example`, as compose hands them to the container.
+/// The variables of `.env.example`, as compose hands them to the container
+/// once the operator has set the JWT secret (production refuses the
+/// placeholder).
 fn env_example() -> Vec<(String, String)> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".env.example");
     std::fs::read_to_string(path)
@@ -162,7 +157,12 @@ fn env_example() -> Vec<(String, String)> {
         .lines()
         .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
         .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_string(), value.to_string()))
+        // As compose reads it: surrounding quotes are not part of the value.
+        .map(|(name, value)| (name.to_string(), value.trim_matches('"').to_string()))
+        .map(|(name, value)| match name.as_str() {
+            "APP__AUTH__JWT_SECRET" => (name, "a-secret-the-operator-set-of-over-32-bytes".into()),
+            _ => (name, value),
+        })
         .collect()
 }
 
@@ -184,7 +184,7 @@ async fn the_binary_runs_as_the_container_does() {
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
+    let mut child = Running::spawn(&mut command);
     let healthy = |port: u16| {
         Command::new(env!("CARGO_BIN_EXE_user-api"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -203,7 +203,7 @@ async fn the_binary_runs_as_the_container_does() {
             Instant::now() < deadline,
             "the container's HEALTHCHECK never passed"
         );
-        assert!(child.try_wait().unwrap().is_none(), "user-api exited");
+        assert!(child.try_wait().is_none(), "user-api exited");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let base = format!("http://127.0.0.1:{port}");
@@ -221,14 +221,9 @@ async fn the_binary_runs_as_the_container_does() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    child.signal(Signal::SIGTERM);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     let logs = String::from_utf8_lossy(&output.stderr);
@@ -262,10 +257,8 @@ async fn malformed_requests_are_not_logged_as_errors() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let port = free_port();
     let database = temp_database();
-    let mut child = user_api(port, &test_redis_url(), &database)
-        .env("APP__LOG__LEVEL", "info")
-        .spawn()
-        .unwrap();
+    let mut child =
+        Running::spawn(user_api(port, &test_redis_url(), &database).env("APP__LOG__LEVEL", "info"));
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     wait_until_live(&client, &base, &mut child).await;
@@ -296,14 +289,9 @@ async fn malformed_requests_are_not_logged_as_errors() {
         .await
         .unwrap();
     assert_eq!(bad_json.status(), 422);
-    Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    child.signal(Signal::SIGTERM);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
-        .unwrap()
         .unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("request finished"), "the log is there: {log}");

@@ -1,23 +1,15 @@
 //! A redis-server of the test's own, to stop, pause and restart.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::child::{Running, Signal};
 use crate::helpers::free_port;
 
 pub struct RedisServer {
     pub port: u16,
     password: Option<String>,
-    child: Child,
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{name} {pid}");
+    child: Running,
 }
 
 impl RedisServer {
@@ -37,11 +29,9 @@ impl RedisServer {
         if let Some(password) = &password {
             command.args(["--requirepass", password]);
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test installs it)");
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        // (scripts/test installs redis-server)
+        let child = Running::spawn(&mut command);
         let server = Self {
             port,
             password,
@@ -74,16 +64,17 @@ impl RedisServer {
 
     /// Freezes the server: connections stay open, nothing is answered.
     pub fn pause(&self) {
-        signal(self.child.id(), "STOP");
+        self.child.signal(Signal::SIGSTOP);
     }
 
     pub fn resume(&self) {
-        signal(self.child.id(), "CONT");
+        self.child.signal(Signal::SIGCONT);
     }
 
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if self.child.try_wait().is_none() {
+            self.child.kill();
+        }
     }
 
     /// A new, empty server on the same port.
@@ -93,17 +84,4 @@ impl RedisServer {
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = signal_quietly(self.child.id());
-        self.stop();
-    }
-}
-
-fn signal_quietly(pid: u32) -> std::io::Result<std::process::ExitStatus> {
-    Command::new("kill")
-        .arg("-CONT")
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status()
-}
+// Dropping `child` kills it (SIGKILL works on a paused process too).

@@ -119,11 +119,9 @@ impl RedisClient {
     /// Checks the settings and that Redis answers, and opens
     /// `pool_min_idle` connections up front for the calling thread.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
-        let url = settings.url.expose_secret();
-        let shown = redact_url(url);
-        let connection = url
-            .into_connection_info()
-            .with_context(|| format!("invalid Redis URL {shown}"))?;
+        let shown = redact_url(settings.url.expose_secret());
+        let connection =
+            connection_info(settings).with_context(|| format!("invalid Redis URL {shown}"))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
             .set_response_timeout(Some(settings.operation_timeout()));
@@ -310,6 +308,30 @@ impl RedisClient {
     }
 }
 
+/// Where and how to connect: `redis.url`, and for a `rediss://` URL the CA
+/// of `redis.tls_ca_file` as the one trusted root when it is set (a
+/// self-signed or private CA), else the public roots.
+pub fn connection_info(settings: &RedisSettings) -> Result<ConnectionInfo, RedisError> {
+    let info = settings.url.expose_secret().into_connection_info()?;
+    if settings.tls_ca_file.is_empty() {
+        return Ok(info);
+    }
+    let file = &settings.tls_ca_file;
+    let pem = std::fs::read(file).map_err(|error| {
+        RedisError::Setup(format!("cannot read redis.tls_ca_file {file}: {error}"))
+    })?;
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    let client = redis::Client::build_with_tls(info, certificates).map_err(|error| {
+        RedisError::Setup(format!(
+            "redis.tls_ca_file {file} needs a rediss:// URL and a PEM certificate: {error}"
+        ))
+    })?;
+    Ok(client.get_connection_info().clone())
+}
+
 /// Says which of the usual start-up failures this is.
 fn describe(error: &RedisError) -> String {
     let cause = match error {
@@ -330,6 +352,11 @@ fn describe_redis(error: &redis::RedisError) -> String {
         format!("connection refused ({error})")
     } else if error.is_timeout() {
         format!("timeout ({error})")
+    } else if matches!(error.kind(), redis::ErrorKind::Parse) {
+        format!(
+            "something answers there, but not as Redis does: another service on that port, \
+             or a TLS port named with redis:// (TLS needs rediss://) ({error})"
+        )
     } else if matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
         || error.to_string().contains("NOAUTH")
         || error.to_string().contains("WRONGPASS")

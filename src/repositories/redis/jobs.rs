@@ -8,7 +8,6 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use secrecy::ExposeSecret;
 
 use super::{Keys, RedisClient, RedisError};
 use crate::config::RedisSettings;
@@ -55,7 +54,7 @@ pub struct BlockingConnection(MultiplexedConnection);
 
 impl BlockingConnection {
     pub async fn open(settings: &RedisSettings, block: Duration) -> Result<Self, RedisError> {
-        let client = redis::Client::open(settings.url.expose_secret())?;
+        let client = redis::Client::open(super::client::connection_info(settings)?)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
             .set_response_timeout(Some(block + Duration::from_secs(2)));

@@ -10,10 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value,
-};
-use secrecy::ExposeSecret;
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -107,7 +104,7 @@ impl Link {
         generation: u64,
         lost: Arc<Notify>,
     ) -> Result<MultiplexedConnection, RedisError> {
-        let info = self.settings.url.expose_secret().into_connection_info()?;
+        let info = super::client::connection_info(&self.settings)?;
         let resp3 = info
             .redis_settings()
             .clone()

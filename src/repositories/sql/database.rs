@@ -5,7 +5,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
 use super::account_tokens::{PgAccountTokenRepository, SqliteAccountTokenRepository};
 use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
@@ -55,6 +55,22 @@ impl Database {
                     "statement_timeout",
                     format!("{}ms", settings.statement_timeout_ms),
                 )]);
+            // One connection first, on its own: the pool retries until its
+            // timeout and then reports only "pool timed out", hiding the
+            // cause (connection refused, a wrong password, no such database).
+            match tokio::time::timeout(settings.acquire_timeout(), options.connect()).await {
+                Ok(Ok(connection)) => connection.close().await.unwrap_or(()),
+                Ok(Err(error)) => {
+                    anyhow::bail!(
+                        "cannot connect to PostgreSQL at {shown}: {}",
+                        explain(&error)
+                    )
+                }
+                Err(_) => anyhow::bail!(
+                    "PostgreSQL at {shown} did not answer within {} ms (timeout)",
+                    settings.acquire_timeout_ms
+                ),
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout())
@@ -125,6 +141,30 @@ impl Database {
             Database::Sqlite(pool) => pool.close().await,
             Database::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// A connection failure in the operator's terms, with the real cause.
+fn explain(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused: nothing listens on that host and port \
+             (is PostgreSQL running there, and is the port right?)"
+                .into()
+        }
+        // rustls reports an untrusted or invalid certificate this way.
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            format!("TLS failed: {io}")
+        }
+        sqlx::Error::Io(io) => format!("network error: {io}"),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        sqlx::Error::Database(database) => match database.code().as_deref() {
+            Some("28P01") => format!("password authentication failed ({})", database.message()),
+            Some("3D000") => format!("the database does not exist ({})", database.message()),
+            Some("28000") => format!("the server refused this login ({})", database.message()),
+            _ => database.message().to_string(),
+        },
+        other => other.to_string(),
     }
 }
 
