@@ -70,6 +70,9 @@ pub enum AppError {
     /// A CORS preflight refused; the text says why, for the developer.
     #[error("cross-origin request refused")]
     CorsRefused(&'static str),
+    /// A correct password for an account an admin has disabled.
+    #[error("account disabled")]
+    AccountDisabled,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -80,6 +83,9 @@ pub enum AppError {
     /// Another update of the same resource holds its lock for this long.
     #[error("update in progress")]
     UpdateInProgress(std::time::Duration),
+    /// `If-Match` named a version that is no longer current.
+    #[error("precondition failed")]
+    PreconditionFailed,
     #[error("request body too large")]
     PayloadTooLarge,
     /// The body did not arrive within `server.body_timeout_ms`.
@@ -113,10 +119,12 @@ impl AppError {
             Self::InvalidToken => ErrorCode::InvalidToken,
             Self::Forbidden | Self::CorsRefused(_) => ErrorCode::Forbidden,
             Self::EmailNotVerified => ErrorCode::EmailNotVerified,
+            Self::AccountDisabled => ErrorCode::AccountDisabled,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::UpdateInProgress(_) => ErrorCode::UpdateInProgress,
+            Self::PreconditionFailed => ErrorCode::PreconditionFailed,
             Self::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Self::RequestTimeout => ErrorCode::RequestTimeout,
             Self::TooManyConnections => ErrorCode::RateLimited,
@@ -141,6 +149,7 @@ impl AppError {
                 "verify your e-mail address first: follow the link mailed to it".into()
             }
             Self::CorsRefused(why) => (*why).into(),
+            Self::AccountDisabled => "this account has been disabled".into(),
             Self::NotFound(what) => format!("{what} not found"),
             Self::MethodNotAllowed(allow) => {
                 format!("this method is not allowed on this path; allowed: {allow}")
@@ -148,6 +157,9 @@ impl AppError {
             Self::Conflict(field) => format!("{} is already taken", field.field),
             Self::UpdateInProgress(_) => {
                 "another update of this resource is in progress; retry shortly".into()
+            }
+            Self::PreconditionFailed => {
+                "the resource changed since the ETag given in If-Match; read it again".into()
             }
             Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
             Self::RequestTimeout => "the request body did not arrive in time".into(),
@@ -240,11 +252,12 @@ impl ResponseError for AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::EmailNotVerified => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::EmailNotVerified | Self::AccountDisabled => StatusCode::FORBIDDEN,
             Self::CorsRefused(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) | Self::UpdateInProgress(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimited(_) | Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,

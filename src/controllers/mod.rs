@@ -72,6 +72,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                     resource("/users/{id}", "GET, PUT, DELETE")
                         .route(web::get().to(users::get))
                         .route(web::put().to(users::update))
+                        .route(web::patch().to(users::patch))
                         .route(web::delete().to(users::delete)),
                 )
                 .service(

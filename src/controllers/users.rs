@@ -2,10 +2,37 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::extract::{Authenticated, Bearer, Json, PathUserId};
-use crate::domain::User;
+use crate::domain::{PublicUser, User};
 use crate::error::{AppError, ErrorResponse};
 use crate::services::cache::{CacheStatus, Representation};
-use crate::services::users::{PageRequest, UserPage, UserService, UserUpdate};
+use crate::services::users::{IfMatch, PageRequest, UserPage, UserService, UserUpdate};
+
+/// What `GET /users/{id}` answers: `User` to the user and admins,
+/// `PublicUser` to anyone else.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum UserView {
+    User(User),
+    PublicUser(PublicUser),
+}
+
+/// `If-Match`: `*`, or the ETags (quoted; weak ones compared by value).
+fn if_match(request: &HttpRequest) -> Option<IfMatch> {
+    let mut tags = Vec::new();
+    let mut present = false;
+    for value in request.headers().get_all(header::IF_MATCH) {
+        present = true;
+        for candidate in value.to_str().unwrap_or("").split(',') {
+            let candidate = candidate.trim().trim_start_matches("W/");
+            if candidate == "*" {
+                return Some(IfMatch::Any);
+            }
+            tags.push(candidate.trim_matches('"').to_string());
+        }
+    }
+    present.then_some(IfMatch::Tags(tags))
+}
 
 fn matches_if_none_match(request: &HttpRequest, etag: &str) -> bool {
     request
@@ -77,7 +104,7 @@ pub async fn me(
         ("id" = i64, Path, description = "User id", example = 42),
         ("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy the client holds: 304 if it is current")),
     responses(
-        (status = 200, description = "The user", body = User, headers(
+        (status = 200, description = "The user", body = UserView, headers(
             ("ETag" = String, description = "Strong validator of the representation"),
             ("X-Cache" = String, description = "HIT or MISS"))),
         (status = 304, description = "The client's copy is current (no body)", headers(
@@ -98,29 +125,76 @@ pub async fn get(
 
 /// Change a user
 ///
-/// Oneself, or anyone as an admin; `role` is for admins only. Absent fields
-/// stay as they are; unknown fields are refused. Once the 200 is sent,
-/// every reader gets the new data. A role change ends that user's session.
+/// Oneself, or anyone as an admin; `role` and `disabled` are for admins
+/// only. Absent fields stay as they are; unknown fields are refused. Once
+/// the 200 is sent, every reader gets the new data. A new e-mail address is
+/// unverified; a role change or disabling ends that user's sessions. With
+/// `If-Match`, nothing changes unless the user is still at that ETag.
 #[utoipa::path(put, path = "/api/v1/users/{id}", tag = "users", operation_id = "updateUser",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "User id", example = 42)),
+    params(
+        ("id" = i64, Path, description = "User id", example = 42),
+        ("If-Match" = Option<String>, Header, description = "Apply only while the user is still at this `ETag` (or `*`)")),
     request_body = UserUpdate,
     responses(
-        (status = 200, description = "The updated user", body = User),
-        (status = 403, description = "`forbidden`: another user, or `role` without being an admin", body = ErrorResponse),
+        (status = 200, description = "The updated user", body = User,
+            headers(("ETag" = String, description = "The updated user's ETag, as a read would send it"))),
+        (status = 403, description = "`forbidden`: another user, or `role`/`disabled` without being an admin", body = ErrorResponse),
         (status = 404, description = "`not_found`", body = ErrorResponse),
         (status = 409, description = "`conflict` (username or e-mail taken) or `update_in_progress` (another update of this user is running; with `Retry-After`)", body = ErrorResponse,
             headers(("Retry-After" = u64, description = "Sent with `update_in_progress` only: seconds to wait"))),
+        (status = 412, description = "`precondition_failed`: the `If-Match` ETag is stale; nothing changed", body = ErrorResponse),
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
     ))]
 pub async fn update(
+    request: HttpRequest,
     users: web::Data<UserService>,
     Authenticated(principal): Authenticated,
     PathUserId(id): PathUserId,
     Json(update): Json<UserUpdate>,
 ) -> Result<HttpResponse, AppError> {
-    let user = users.update(&principal, id, update).await?;
-    Ok(HttpResponse::Ok().json(user))
+    let user = users
+        .update(&principal, id, update, if_match(&request))
+        .await?;
+    let representation =
+        Representation::of(&user).map_err(|error| AppError::Internal(error.into()))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, format!("\"{}\"", representation.digest)))
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, no-cache"),
+        ))
+        .content_type("application/json")
+        .body(representation.body))
+}
+
+/// Change a user (partial)
+///
+/// The same as `PUT`: only the fields given change.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "patchUser",
+    security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "User id", example = 42),
+        ("If-Match" = Option<String>, Header, description = "Apply only while the user is still at this `ETag` (or `*`)")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The updated user", body = User,
+            headers(("ETag" = String, description = "The updated user's ETag, as a read would send it"))),
+        (status = 403, description = "`forbidden`: another user, or `role`/`disabled` without being an admin", body = ErrorResponse),
+        (status = 404, description = "`not_found`", body = ErrorResponse),
+        (status = 409, description = "`conflict` (username or e-mail taken) or `update_in_progress` (another update of this user is running; with `Retry-After`)", body = ErrorResponse,
+            headers(("Retry-After" = u64, description = "Sent with `update_in_progress` only: seconds to wait"))),
+        (status = 412, description = "`precondition_failed`: the `If-Match` ETag is stale; nothing changed", body = ErrorResponse),
+        (status = 422, description = "`validation_failed`", body = ErrorResponse),
+    ))]
+pub async fn patch(
+    request: HttpRequest,
+    users: web::Data<UserService>,
+    principal: Authenticated,
+    id: PathUserId,
+    update: Json<UserUpdate>,
+) -> Result<HttpResponse, AppError> {
+    self::update(request, users, principal, id, update).await
 }
 
 /// Delete a user
@@ -147,8 +221,10 @@ pub async fn delete(
 
 /// List users
 ///
-/// Admins only. Keyset pagination by id: pass the page's `next_after_id`
-/// as `after_id` for the next page; it is null on the last one.
+/// Admins only. Optionally searched (`q`: a case-insensitive substring of
+/// the username or e-mail) and filtered by `role` and `disabled`. Keyset
+/// pagination by id: pass the page's `next_after_id` as `after_id` for the
+/// next page; it is null on the last one.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "listUsers",
     security(("bearer" = [])),
     params(PageRequest),

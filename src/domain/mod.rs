@@ -10,4 +10,4 @@ pub use account_token::{AccountToken, TokenPurpose};
 pub use credentials::{Email, Password, Username};
 pub use job::{Job, Task};
 pub use session::{RefreshToken, SessionId};
-pub use user::{Role, User, UserId};
+pub use user::{PublicUser, Role, User, UserId};

@@ -79,6 +79,26 @@ pub struct User {
     pub version: i64,
 }
 
+/// What any signed-in user may see of another: no e-mail, role or state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct PublicUser {
+    #[schema(value_type = i64)]
+    pub id: UserId,
+    pub username: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&User> for PublicUser {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            username: user.username.clone(),
+            created_at: user.created_at,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::UserId;

@@ -271,12 +271,15 @@ impl AuthService {
         let Some(credentials) = credentials else {
             return Err(AppError::InvalidCredentials);
         };
-        // Only after a correct password: otherwise it would tell who exists.
+        // Only now, after a correct password: no oracle for guessers.
+        if credentials.disabled {
+            return Err(AppError::AccountDisabled);
+        }
         if self.require_verified_email && !credentials.email_verified {
             return Err(AppError::EmailNotVerified);
         }
-        // `None`: a password change or deletion committed while we were
-        // verifying; the old password must not open a session.
+        // `None`: a password change, deletion or disabling committed while
+        // we were verifying; it must not be outlived by a new session.
         let tokens = self
             .sessions
             .start(

@@ -9,17 +9,18 @@ use prometheus::IntCounter;
 use sha2::{Digest, Sha256};
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry, NearCache, RedisError};
 use crate::services::single_flight::SingleFlight;
 
-/// A value that knows the version of the row it came from, so a cache write
-/// of an older version can lose to a newer one.
-pub trait Versioned {
+/// A value that can be cached: it knows the version of the row it came
+/// from, so a cache write of an older version can lose to a newer one, and
+/// the form it is stored in (the JSON of each way it is shown, with digests).
+pub trait Cacheable {
     fn version(&self) -> i64;
+    fn cached_form(&self) -> Result<Representation, serde_json::Error>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +54,47 @@ impl Representation {
             body,
         })
     }
+
+    /// Two views of one value in one cache entry, read in one round trip:
+    /// the bodies joined by a newline (which compact JSON never holds
+    /// outside a string, where it is escaped), the digests side by side.
+    pub fn pair<A: Serialize, B: Serialize>(
+        first: &A,
+        second: &B,
+    ) -> Result<Self, serde_json::Error> {
+        let (first, second) = (Self::of(first)?, Self::of(second)?);
+        let mut body = first.body;
+        body.push(b'\n');
+        body.extend_from_slice(&second.body);
+        Ok(Self {
+            body,
+            digest: first.digest + &second.digest,
+        })
+    }
+
+    /// The first (0) or second (1) view of a `pair`; `None` if this is not one.
+    pub fn part(mut self, index: usize) -> Option<Self> {
+        let split = self.body.iter().position(|&byte| byte == b'\n')?;
+        if self.digest.len() != 2 * DIGEST_HEX_LENGTH {
+            return None;
+        }
+        let digest = if index == 0 {
+            self.digest[..DIGEST_HEX_LENGTH].to_string()
+        } else {
+            self.digest[DIGEST_HEX_LENGTH..].to_string()
+        };
+        let body = if index == 0 {
+            self.body.truncate(split);
+            self.body
+        } else {
+            self.body.split_off(split + 1)
+        };
+        Some(Self { body, digest })
+    }
 }
+
+/// Hex digits of a digest.
+const DIGEST_HEX_LENGTH: usize = 32;
 
 /// The first 128 bits of the SHA-256 of `bytes`, in hex.
 pub fn digest_of(bytes: &[u8]) -> String {
@@ -190,55 +231,6 @@ impl CacheAside {
         }
     }
 
-    /// The cached value under `key`, or the loader's, which is then cached.
-    /// A loader error is returned as is and nothing is cached; a value that
-    /// cannot be serialised is returned but not cached.
-    pub async fn get_or_load<T, F>(
-        &self,
-        key: &CacheKey<T>,
-        load: F,
-    ) -> Result<(T, CacheStatus), AppError>
-    where
-        T: Serialize + DeserializeOwned + Versioned + Clone + Send + Sync + 'static,
-        F: AsyncFnOnce() -> Result<T, AppError>,
-    {
-        let cached = self.store.get(key.as_str()).await;
-        let (redis_answered, at_least) = match self.lookup(key, cached) {
-            Lookup::Hit(_, body) => match serde_json::from_slice(&body) {
-                Ok(value) => return Ok((value, CacheStatus::Hit)),
-                Err(error) => {
-                    tracing::warn!(key = key.as_str(), error = %error, "undecodable cache entry; reloading");
-                    (true, 0)
-                }
-            },
-            Lookup::Miss {
-                redis_answered,
-                at_least,
-            } => (redis_answered, at_least),
-        };
-        let load_and_fill = async || {
-            self.counters.loads.inc();
-            let value = load().await?;
-            match Representation::of(&value) {
-                Ok(representation) if redis_answered => {
-                    self.fill(key, value.version(), &representation).await
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(key = key.as_str(), error = %error, "value not cacheable; served uncached")
-                }
-            }
-            Ok(value)
-        };
-        let value = self
-            .flights
-            .run(key.as_str(), load_and_fill, |value: &T| {
-                value.version() >= at_least
-            })
-            .await?;
-        Ok((value, CacheStatus::Miss))
-    }
-
     /// The representation (JSON bytes and digest) under `key`, given the
     /// entry already read from Redis (or the error reading it) — e.g. in
     /// the same round trip as another key. A hit is served as stored: no
@@ -250,7 +242,7 @@ impl CacheAside {
         load: F,
     ) -> Result<(Representation, CacheStatus), AppError>
     where
-        T: Serialize + Versioned,
+        T: Cacheable,
         F: AsyncFnOnce() -> Result<T, AppError>,
     {
         let (redis_answered, at_least) = match self.lookup(key, cached) {
@@ -289,7 +281,7 @@ impl CacheAside {
             self.counters.loads.inc();
             let loaded = load().await;
             let result = match loaded {
-                Ok(value) => match Representation::of(&value) {
+                Ok(value) => match value.cached_form() {
                     Ok(representation) => {
                         if redis_answered {
                             self.fill(key, value.version(), &representation).await;

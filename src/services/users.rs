@@ -8,21 +8,39 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::cache::{CacheAside, CacheStatus, DELETED_VERSION, Representation, Versioned};
+use super::cache::{CacheAside, CacheStatus, Cacheable, DELETED_VERSION, Representation};
 use super::locks::LockService;
 use super::reads::NearReads;
 use super::retry::after_commit;
 use super::sessions::{Principal, SessionService};
 use super::tokens::TokenSubject;
-use crate::domain::{Email, Job, Role, Task, User, UserId, Username};
+use crate::domain::{Email, Job, PublicUser, Role, Task, User, UserId, Username};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{CachedEntry, Keys, RedisError};
-use crate::repositories::sql::{Fenced, UserChanges, UserRepository};
+use crate::repositories::sql::{Fenced, UserChanges, UserFilter, UserRepository};
 
-impl Versioned for User {
+/// Cached as both views: what the user and admins see, and what anyone
+/// else sees (`PublicUser`), so either is served as stored.
+impl Cacheable for User {
     fn version(&self) -> i64 {
         self.version
     }
+
+    fn cached_form(&self) -> Result<Representation, serde_json::Error> {
+        Representation::pair(self, &PublicUser::from(self))
+    }
+}
+
+/// Which view of a cached user `caller` may see.
+fn view_for(
+    caller: &Principal,
+    id: UserId,
+    user: Representation,
+) -> Result<Representation, AppError> {
+    let private = caller.user == id || caller.is_admin();
+    user.part(if private { 0 } else { 1 }).ok_or_else(|| {
+        AppError::Internal(anyhow::anyhow!("cached user {id} is not a pair of views"))
+    })
 }
 
 /// Fields to change; absent ones stay as they are.
@@ -36,6 +54,30 @@ pub struct UserUpdate {
     pub email: Option<String>,
     /// Admins only.
     pub role: Option<Role>,
+    /// Admins only: a disabled account cannot log in and its sessions end.
+    pub disabled: Option<bool>,
+}
+
+/// An update's `If-Match`: apply it only while the user is still at one of
+/// these versions (ETags, as `GET` sent them), or at any (`*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    fn allows(&self, current: &User) -> Result<bool, AppError> {
+        match self {
+            IfMatch::Any => Ok(true),
+            IfMatch::Tags(tags) => {
+                let digest = Representation::of(current)
+                    .map_err(|error| AppError::Internal(error.into()))?
+                    .digest;
+                Ok(tags.iter().any(|tag| *tag == digest))
+            }
+        }
+    }
 }
 
 /// Raw pagination parameters, checked here so errors name the parameter.
@@ -48,7 +90,19 @@ pub struct PageRequest {
     /// Return users with ids above this one (the previous page's `next_after_id`).
     #[param(value_type = Option<i64>, minimum = 0, example = 40)]
     pub after_id: Option<String>,
+    /// Only users whose username or e-mail contains this (any case).
+    #[param(max_length = 256)]
+    pub q: Option<String>,
+    /// Only users with this role.
+    #[param(value_type = Option<Role>)]
+    pub role: Option<String>,
+    /// Only disabled (`true`) or enabled (`false`) users.
+    #[param(value_type = Option<bool>)]
+    pub disabled: Option<String>,
 }
+
+/// Longest search text.
+const MAX_QUERY_LENGTH: usize = 256;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserPage {
@@ -93,15 +147,6 @@ impl UserService {
         }
     }
 
-    /// Redis first; on a miss SQL, and the row is cached for the next reader.
-    pub async fn get(&self, id: UserId) -> Result<(User, CacheStatus), AppError> {
-        self.cache
-            .get_or_load(&self.keys.user(id), async || {
-                self.users.find(id).await?.ok_or(AppError::NotFound("user"))
-            })
-            .await
-    }
-
     /// The hot read: checks the caller's session and reads the cached user
     /// in one Redis round trip, then falls back to SQL on a miss. Without
     /// Redis the session cannot be checked: 503, fail closed.
@@ -121,7 +166,7 @@ impl UserService {
             )
             .await?;
         let redis_is_slow = started.elapsed() > SLOW_REDIS;
-        SessionService::accept(caller, session.as_deref())?;
+        let caller = SessionService::accept(caller, session.as_deref())?;
         let entry = cached.as_deref().and_then(CachedEntry::decode);
         let hit = entry.as_ref().is_some_and(|entry| entry.value.is_some());
         // A miss on a slow Redis goes straight to SQL: the cache's extra
@@ -131,11 +176,13 @@ impl UserService {
         } else {
             Ok(entry)
         };
-        self.cache
+        let (user, status) = self
+            .cache
             .resolve_representation(&key, cached, async || {
                 self.users.find(id).await?.ok_or(AppError::NotFound("user"))
             })
-            .await
+            .await?;
+        Ok((view_for(&caller, id, user)?, status))
     }
 
     #[tracing::instrument(skip_all, fields(actor = %actor.user, user = %id))]
@@ -144,9 +191,10 @@ impl UserService {
         actor: &Principal,
         id: UserId,
         update: UserUpdate,
+        if_match: Option<IfMatch>,
     ) -> Result<User, AppError> {
         actor.require_self_or_admin(id)?;
-        if update.role.is_some() {
+        if update.role.is_some() || update.disabled.is_some() {
             actor.require_admin()?;
         }
         let mut errors = Vec::new();
@@ -162,8 +210,9 @@ impl UserService {
             email: email.as_ref().map(Email::as_str),
             role: update.role,
             jobs: &[],
+            disabled: update.disabled,
         };
-        self.locked_update(id, changes).await
+        self.locked_update(id, changes, if_match).await
     }
 
     /// Makes the user an admin (the `create-admin` command).
@@ -172,14 +221,20 @@ impl UserService {
             role: Some(Role::Admin),
             ..UserChanges::default()
         };
-        self.locked_update(id, changes).await
+        self.locked_update(id, changes, None).await
     }
 
     /// Applies the changes under the user's lock, so two updates of one user
     /// never interleave; a second one meanwhile gets 409 `update_in_progress`.
     /// After the commit the cached user is invalidated, and if the role
-    /// changed the sessions end (the role is in the user's token).
-    async fn locked_update(&self, id: UserId, changes: UserChanges<'_>) -> Result<User, AppError> {
+    /// changed (it is in the user's tokens) or the account was disabled,
+    /// the user's sessions end.
+    async fn locked_update(
+        &self,
+        id: UserId,
+        changes: UserChanges<'_>,
+        if_match: Option<IfMatch>,
+    ) -> Result<User, AppError> {
         self.locks
             .run_exclusive(
                 self.keys.user_lock(id),
@@ -190,9 +245,17 @@ impl UserService {
                         .find(id)
                         .await?
                         .ok_or(AppError::NotFound("user"))?;
+                    if let Some(if_match) = &if_match
+                        && !if_match.allows(&current)?
+                    {
+                        return Err(AppError::PreconditionFailed);
+                    }
                     let unchanged = changes.username.is_none_or(|name| name == current.username)
                         && changes.email.is_none_or(|email| email == current.email)
-                        && changes.role.is_none_or(|role| role == current.role);
+                        && changes.role.is_none_or(|role| role == current.role)
+                        && changes
+                            .disabled
+                            .is_none_or(|disabled| disabled == current.disabled);
                     if unchanged {
                         return Ok(current);
                     }
@@ -211,7 +274,7 @@ impl UserService {
                         }
                     };
                     self.invalidate(id, updated.version).await;
-                    if updated.role != current.role {
+                    if updated.role != current.role || (updated.disabled && !current.disabled) {
                         self.end_sessions(id).await;
                     }
                     tracing::info!(user = %id, "user updated");
@@ -258,11 +321,44 @@ impl UserService {
                 None
             }
         };
-        let (Some(limit), Some(after)) = (limit, after) else {
+        let text = page
+            .q
+            .as_deref()
+            .map(str::trim)
+            .filter(|text| !text.is_empty());
+        if text.is_some_and(|text| text.chars().count() > MAX_QUERY_LENGTH) {
+            errors.push(FieldError::new(
+                "q",
+                format!("must be at most {MAX_QUERY_LENGTH} characters"),
+            ));
+        }
+        let role = match page.role.as_deref().map(Role::parse) {
+            None => None,
+            Some(Some(role)) => Some(role),
+            Some(None) => {
+                errors.push(FieldError::new("role", "must be user or admin"));
+                None
+            }
+        };
+        let disabled = match page.disabled.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => {
+                errors.push(FieldError::new("disabled", "must be true or false"));
+                None
+            }
+        };
+        let (Some(limit), Some(after), true) = (limit, after, errors.is_empty()) else {
             return Err(AppError::Validation(errors));
         };
+        let filter = UserFilter {
+            text,
+            role,
+            disabled,
+        };
         // One extra row tells whether another page follows.
-        let mut items = self.users.list(after, limit + 1).await?;
+        let mut items = self.users.list(after, limit + 1, &filter).await?;
         let next_after_id = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|user| user.id)

@@ -8,8 +8,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sqlx::Connection;
 
-use user_api::domain::UserId;
-
 use crate::fault_proxy::FaultProxy;
 use crate::helpers::{Backend, TestApp, TestUser, spawn_app_with};
 use crate::redis_server::RedisServer;
@@ -71,7 +69,6 @@ async fn a_slow_redis_keeps_every_answer_within_a_second() {
 async fn a_hung_redis_under_load_costs_each_request_under_a_second_and_recovers() {
     let (_redis, proxy, app) = app_behind_redis_proxy().await;
     let alice = app.user("alice").await;
-    let users = crate::redis_outage::user_service(&app).await;
     proxy.blackhole();
     let hung_until = Instant::now() + Duration::from_secs(10);
     let (mut answered, mut slowest) = (0, Duration::ZERO);
@@ -81,11 +78,6 @@ async fn a_hung_redis_under_load_costs_each_request_under_a_second_and_recovers(
             assert!(took < Duration::from_secs(1), "waited {took:?}");
             (answered, slowest) = (answered + 1, slowest.max(took));
         }
-        // The cache-aside read itself is answered from SQL meanwhile.
-        let started = Instant::now();
-        let (user, _) = users.get(UserId(alice.id)).await.unwrap();
-        assert_eq!(user.id, UserId(alice.id));
-        assert!(started.elapsed() < Duration::from_secs(1));
     }
     eprintln!("Redis hung 10 s: {answered} answers, the slowest in {slowest:?}");
     proxy.pass();

@@ -18,6 +18,7 @@ mod errors;
 mod glob_property;
 mod hardening;
 mod jobs;
+mod lifecycle;
 mod locks;
 mod near_cache;
 mod openapi;

@@ -1,18 +1,13 @@
-//! Redis is a cache: when it hangs or dies, user reads come from SQL within a
-//! bound, sessions fail closed with 503, nothing answers 500, and everything
-//! recovers without a restart.
+//! Redis is a cache: when it hangs or dies, sessions fail closed with 503
+//! within a bound, nothing answers 500, and everything recovers without a
+//! restart. (A slow Redis, where the session check still answers, sends
+//! cache misses straight to SQL: see `faults`.)
 
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::Value;
-use user_api::domain::UserId;
-use user_api::repositories::redis::RedisClient;
-use user_api::services::cache::CacheStatus;
-use user_api::services::users::UserService;
-use user_api::startup::AppState;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, TestUser, error_code, spawn_app_with, tokens_of};
 use crate::redis_server::RedisServer;
@@ -40,13 +35,7 @@ async fn cached_user(app: &TestApp) -> (TestUser, String, Value) {
 }
 
 /// While Redis is unusable: reads from SQL in bounded time, 503 for sessions.
-async fn assert_degraded(
-    app: &TestApp,
-    users: &UserService,
-    alice: &TestUser,
-    path: &str,
-    body: &Value,
-) {
+async fn assert_degraded(app: &TestApp, alice: &TestUser, path: &str) {
     for _ in 0..3 {
         let started = Instant::now();
         let response = app.get(path, &alice.token).await;
@@ -70,25 +59,6 @@ async fn assert_degraded(
         ready.json::<Value>().await.unwrap()["checks"]["redis"],
         "ok"
     );
-    // ...while the cache-aside read itself falls back to SQL quickly.
-    let started = Instant::now();
-    let (user, status) = users.get(UserId(alice.id)).await.unwrap();
-    assert!(
-        started.elapsed() < BOUND,
-        "cache-aside read took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(status, CacheStatus::Miss);
-    assert_eq!(&serde_json::to_value(user).unwrap(), body);
-}
-
-/// The service layer of a second instance over the same Redis and database,
-/// built while Redis is up, to look at the cache-aside read on its own.
-pub async fn user_service(app: &TestApp) -> web::Data<UserService> {
-    let redis = RedisClient::connect(&app.settings.redis).await.unwrap();
-    AppState::build(&app.settings, &app.database, &redis)
-        .unwrap()
-        .users
 }
 
 async fn eventually_ok(app: &TestApp, token: &str) {
@@ -109,10 +79,9 @@ async fn eventually_ok(app: &TestApp, token: &str) {
 async fn a_hung_redis_degrades_then_recovers(backend: Backend) {
     let redis = RedisServer::start();
     let app = app_on(&redis, backend).await;
-    let (alice, path, body) = cached_user(&app).await;
-    let users = user_service(&app).await;
+    let (alice, path, _) = cached_user(&app).await;
     redis.pause();
-    assert_degraded(&app, &users, &alice, &path, &body).await;
+    assert_degraded(&app, &alice, &path).await;
     redis.resume();
     eventually_ok(&app, &alice.token).await;
     assert_eq!(app.get(&path, &alice.token).await.status(), 200);
@@ -124,9 +93,8 @@ async fn a_dead_redis_degrades_and_after_an_empty_restart_a_refresh_restores_the
     let mut redis = RedisServer::start();
     let app = app_on(&redis, backend).await;
     let (alice, path, body) = cached_user(&app).await;
-    let users = user_service(&app).await;
     redis.stop();
-    assert_degraded(&app, &users, &alice, &path, &body).await;
+    assert_degraded(&app, &alice, &path).await;
     redis.restart();
     // The Redis side of the session went with the data: 401, not 500...
     let deadline = Instant::now() + Duration::from_secs(5);

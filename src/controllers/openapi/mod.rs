@@ -30,7 +30,7 @@ use super::{accounts, admin, auth, health, sessions, users};
         accounts::verify_email, accounts::resend_verification, accounts::forgot_password,
         accounts::reset_password,
         sessions::logout_all, sessions::list, sessions::end_one, sessions::end_user_sessions,
-        users::me, users::get, users::update, users::delete, users::list,
+        users::me, users::get, users::update, users::patch, users::delete, users::list,
         admin::evict, admin::preview_eviction, admin::cache_stats, admin::job_stats,
         admin::replay_dead_jobs,
         health::live, health::ready, health::metrics,

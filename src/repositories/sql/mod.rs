@@ -73,11 +73,22 @@ pub struct NewUser<'a> {
 /// Columns to change; `None` leaves a column as it is.
 #[derive(Default)]
 pub struct UserChanges<'a> {
+    /// A new address is unverified until its link is followed.
     pub username: Option<&'a str>,
     pub email: Option<&'a str>,
     pub role: Option<Role>,
     /// Jobs the change causes, committed with it (mails after an address change).
     pub jobs: &'a [Job],
+    pub disabled: Option<bool>,
+}
+
+/// Which users a listing returns; `None` fields do not filter.
+#[derive(Default)]
+pub struct UserFilter<'a> {
+    /// Case-insensitive substring of the username or e-mail address.
+    pub text: Option<&'a str>,
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
 }
 
 /// The outcome of a write guarded by a fencing token.
@@ -102,6 +113,7 @@ pub struct Credentials {
     pub role: Role,
     pub password_hash: String,
     pub email_verified: bool,
+    pub disabled: bool,
 }
 
 #[async_trait]
@@ -132,8 +144,13 @@ pub trait UserRepository: Send + Sync {
     ) -> Result<Option<i64>, SqlError>;
     /// Deletes the user; false when there was none.
     async fn delete(&self, id: UserId) -> Result<bool, SqlError>;
-    /// Users with an id above `after`, in id order.
-    async fn list(&self, after: Option<UserId>, limit: u32) -> Result<Vec<User>, SqlError>;
+    /// Users with an id above `after` that pass `filter`, in id order.
+    async fn list(
+        &self,
+        after: Option<UserId>,
+        limit: u32,
+        filter: &UserFilter<'_>,
+    ) -> Result<Vec<User>, SqlError>;
 }
 
 /// Jobs committed in SQL, kept until they are done.

@@ -26,6 +26,7 @@ pub struct SessionState {
     pub previous_refresh_hash: Option<String>,
     pub previous_spent_at_ms: Option<i64>,
     pub expires_at_ms: i64,
+    /// Ended, or its account disabled.
     pub ended: bool,
 }
 
@@ -40,8 +41,8 @@ pub struct SessionRecord {
 
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
-    /// Records a new session if the user still has `password_hash` (a
-    /// password change or deletion that committed meanwhile wins), and ends
+    /// Records a new session if the user still has `password_hash` and is
+    /// not disabled (a change that committed meanwhile wins), and ends
     /// the user's other live sessions but the newest `keep_others`, all in
     /// one transaction that holds the user's row. Returns the ids it ended,
     /// or `None` when the user or password changed.
@@ -90,6 +91,7 @@ struct StateRow {
     previous_spent_at_ms: Option<i64>,
     expires_at_ms: i64,
     ended_at_ms: Option<i64>,
+    disabled: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -109,7 +111,7 @@ fn state(row: StateRow) -> Result<SessionState, SqlError> {
         previous_refresh_hash: row.previous_refresh_hash,
         previous_spent_at_ms: row.previous_spent_at_ms,
         expires_at_ms: row.expires_at_ms,
-        ended: row.ended_at_ms.is_some(),
+        ended: row.ended_at_ms.is_some() || row.disabled,
     })
 }
 
@@ -149,7 +151,8 @@ macro_rules! sql_session_repository {
                 // so two logins of one user are applied one after the other,
                 // and it checks the password is still the one verified.
                 let holds = sqlx::query(
-                    "UPDATE users SET fence = fence WHERE id = $1 AND password_hash = $2",
+                    "UPDATE users SET fence = fence \
+                     WHERE id = $1 AND password_hash = $2 AND disabled = FALSE",
                 )
                 .bind(session.user.0)
                 .bind(password_hash)
@@ -193,7 +196,7 @@ macro_rules! sql_session_repository {
             async fn find(&self, id: &SessionId) -> Result<Option<SessionState>, SqlError> {
                 sqlx::query_as::<_, StateRow>(
                     "SELECT s.user_id, u.role, s.refresh_hash, s.previous_refresh_hash, \
-                     s.previous_spent_at_ms, s.expires_at_ms, s.ended_at_ms \
+                     s.previous_spent_at_ms, s.expires_at_ms, s.ended_at_ms, u.disabled \
                      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
                 )
                 .bind(id.as_str())

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::outbox::{INSERT_JOB, encode_job};
-use super::{Credentials, Fenced, LoginName, NewUser, SqlError, UserChanges, UserRepository};
+use super::{
+    Credentials, Fenced, LoginName, NewUser, SqlError, UserChanges, UserFilter, UserRepository,
+};
 use crate::domain::{Job, Role, User, UserId};
 
 /// The columns of `UserRow`, as a literal so queries are built with `concat!`.
@@ -36,6 +38,28 @@ struct CredentialsRow {
     role: String,
     password_hash: String,
     email_verified: bool,
+    disabled: bool,
+}
+
+/// The columns of `CredentialsRow`.
+macro_rules! credential_columns {
+    () => {
+        "id, role, password_hash, email_verified, disabled"
+    };
+}
+
+/// `text` as a LIKE pattern that matches it anywhere, literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.to_lowercase().chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
 }
 
 pub(super) fn parse_role(role: &str) -> Result<Role, SqlError> {
@@ -73,6 +97,7 @@ impl TryFrom<CredentialsRow> for Credentials {
             role: parse_role(&row.role)?,
             password_hash: row.password_hash,
             email_verified: row.email_verified,
+            disabled: row.disabled,
         })
     }
 }
@@ -136,11 +161,11 @@ macro_rules! sql_user_repository {
             ) -> Result<Option<Credentials>, SqlError> {
                 let (sql, value) = match login {
                     LoginName::Username(name) => (
-                        "SELECT id, role, password_hash, email_verified FROM users WHERE lower(username) = lower($1)",
+                        concat!("SELECT ", credential_columns!(), " FROM users WHERE lower(username) = lower($1)"),
                         name,
                     ),
                     LoginName::Email(email) => {
-                        ("SELECT id, role, password_hash, email_verified FROM users WHERE email = $1", email)
+                        (concat!("SELECT ", credential_columns!(), " FROM users WHERE email = $1"), email)
                     }
                 };
                 sqlx::query_as::<_, CredentialsRow>(sql)
@@ -156,7 +181,7 @@ macro_rules! sql_user_repository {
                 id: UserId,
             ) -> Result<Option<Credentials>, SqlError> {
                 sqlx::query_as::<_, CredentialsRow>(
-                    "SELECT id, role, password_hash, email_verified FROM users WHERE id = $1",
+                    concat!("SELECT ", credential_columns!(), " FROM users WHERE id = $1"),
                 )
                 .bind(id.0)
                 .fetch_optional(&self.pool)
@@ -178,6 +203,7 @@ macro_rules! sql_user_repository {
                      email = COALESCE($3, email), role = COALESCE($4, role), \
                      email_verified = CASE WHEN COALESCE($3, email) = email \
                        THEN email_verified ELSE FALSE END, \
+                     disabled = COALESCE($7, disabled), \
                      version = version + 1, updated_at = $5, fence = $6 \
                      WHERE id = $1 AND fence < $6 RETURNING ",
                     user_columns!()
@@ -190,6 +216,7 @@ macro_rules! sql_user_repository {
                     .bind(changes.role.map(Role::as_str))
                     .bind(now)
                     .bind(fence)
+                    .bind(changes.disabled)
                     .fetch_optional(&mut *transaction)
                     .await?;
                 if let Some(row) = updated {
@@ -244,10 +271,39 @@ macro_rules! sql_user_repository {
                 &self,
                 after: Option<UserId>,
                 limit: u32,
+                filter: &UserFilter<'_>,
             ) -> Result<Vec<User>, SqlError> {
-                let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2");
-                sqlx::query_as::<_, UserRow>(sql)
-                    .bind(after.map_or(0, |id| id.0))
+                // Only the filters given become conditions, so each
+                // combination is a plan of its own (PostgreSQL answers the
+                // text search from trigram indexes).
+                let text = filter.text.map(contains_pattern);
+                let mut sql = String::from(concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1"));
+                let mut next = 2;
+                let mut condition = |sql: &mut String, template: &str| {
+                    sql.push_str(&template.replace('?', &format!("${next}")));
+                    next += 1;
+                };
+                if text.is_some() {
+                    condition(&mut sql, " AND (lower(username) LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')");
+                }
+                if filter.role.is_some() {
+                    condition(&mut sql, " AND role = ?");
+                }
+                if filter.disabled.is_some() {
+                    condition(&mut sql, " AND disabled = ?");
+                }
+                condition(&mut sql, " ORDER BY id LIMIT ?");
+                let mut query = sqlx::query_as::<_, UserRow>(&sql).bind(after.map_or(0, |id| id.0));
+                if let Some(text) = &text {
+                    query = query.bind(text);
+                }
+                if let Some(role) = filter.role {
+                    query = query.bind(role.as_str());
+                }
+                if let Some(disabled) = filter.disabled {
+                    query = query.bind(disabled);
+                }
+                query
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await?
