@@ -7,6 +7,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use serde_json::json;
+
+use super::audit::{self, AuditService};
 use super::jobs::OutboxSignal;
 use super::passwords::{PasswordHasher, Priority};
 use super::rate_limit::{AccountKey, ClientKey, RateLimitService};
@@ -83,6 +86,7 @@ pub struct AuthService {
     outbox: OutboxSignal,
     /// Login refuses unverified addresses (after a correct password).
     require_verified_email: bool,
+    audit: AuditService,
 }
 
 /// Collects a required field, recording an error when it is missing.
@@ -107,6 +111,7 @@ impl AuthService {
         hasher: PasswordHasher,
         rate_limits: Arc<RateLimitService>,
         outbox: OutboxSignal,
+        audit: AuditService,
     ) -> Self {
         Self {
             users,
@@ -116,6 +121,7 @@ impl AuthService {
             rate_limits,
             outbox,
             require_verified_email: false,
+            audit,
         }
     }
 
@@ -158,8 +164,9 @@ impl AuthService {
             role,
             now,
         };
-        // The welcome mail is committed with the user, or not at all.
-        let user = self.users.insert(new_user, &welcome).await?;
+        let event = audit::event("user.registered", None, None, json!({"role": role.as_str()}));
+        // The welcome mail and the event are committed with the user, or not at all.
+        let user = self.users.insert(new_user, &welcome, &event).await?;
         self.outbox.notify();
         tracing::info!(user = %user.id, "user registered");
         Ok(user)
@@ -266,6 +273,10 @@ impl AuthService {
             .map(|found| found.password_hash.as_str());
         // Unknown users are verified against a dummy hash: same answer, same time.
         if !self.hasher.verify(password, hash).await? {
+            let account = credentials.as_ref().map(|found| found.id);
+            self.audit
+                .record(audit::event("auth.login_failed", None, account, json!({"login": login})))
+                .await;
             return Err(AppError::InvalidCredentials);
         }
         let Some(credentials) = credentials else {
@@ -318,15 +329,22 @@ impl AuthService {
 
     /// Ends the caller's session at once.
     pub async fn logout(&self, principal: &Principal) -> Result<(), AppError> {
+        let event = audit::event(
+            "auth.logout",
+            Some(principal.user),
+            Some(principal.user),
+            json!({"session": principal.session.as_str()}),
+        );
         self.sessions
-            .end(principal.user, &principal.session)
+            .end(principal.user, &principal.session, Some(event))
             .await?;
         Ok(())
     }
 
     /// Ends every session of the caller at once.
     pub async fn logout_all(&self, principal: &Principal) -> Result<(), AppError> {
-        self.sessions.end_all(principal.user).await
+        let event = audit::event("auth.logout_all", Some(principal.user), Some(principal.user), json!({}));
+        self.sessions.end_all(principal.user, Some(event)).await
     }
 
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<SessionView>, AppError> {
@@ -336,7 +354,13 @@ impl AuthService {
     /// Ends one of the caller's own sessions; `not_found` for any other id.
     pub async fn end_session(&self, principal: &Principal, id: &str) -> Result<(), AppError> {
         let id = SessionId::parse(id).ok_or(AppError::NotFound("session"))?;
-        if self.sessions.end(principal.user, &id).await? {
+        let event = audit::event(
+            "session.revoked",
+            Some(principal.user),
+            Some(principal.user),
+            json!({"session": id.as_str()}),
+        );
+        if self.sessions.end(principal.user, &id, Some(event)).await? {
             Ok(())
         } else {
             Err(AppError::NotFound("session"))
@@ -349,7 +373,8 @@ impl AuthService {
         if self.users.find_credentials_by_id(user).await?.is_none() {
             return Err(AppError::NotFound("user"));
         }
-        self.sessions.end_all(user).await
+        let event = audit::event("session.revoked", Some(actor.user), Some(user), json!({"all": true}));
+        self.sessions.end_all(user, Some(event)).await
     }
 
     #[tracing::instrument(skip_all, fields(user = %principal.user))]
@@ -384,12 +409,18 @@ impl AuthService {
         }
         let hash = self.hasher.hash(new.expose(), Priority::SignIn).await?;
         let now = OffsetDateTime::now_utc();
+        let event = audit::event(
+            "auth.password_changed",
+            Some(principal.user),
+            Some(principal.user),
+            json!({}),
+        );
         let version = self
             .users
-            .set_password_hash(principal.user, &hash, now)
+            .set_password_hash(principal.user, &hash, now, &event)
             .await?
             .ok_or(AppError::Unauthorized)?;
-        self.sessions.end_all(principal.user).await?;
+        self.sessions.end_all(principal.user, None).await?;
         // updated_at changed: cached copies are stale.
         self.user_service.invalidate(principal.user, version).await;
         tracing::info!("password changed; sessions ended");

@@ -3,6 +3,7 @@
 
 pub mod account_mail;
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod cache_admin;

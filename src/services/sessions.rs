@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use serde_json::json;
+
+use super::audit;
 use super::reads::NearReads;
 use super::refresh_tokens::RefreshSecrets;
 use super::retry::after_commit;
@@ -16,7 +19,7 @@ use super::tokens::{TokenIssuer, TokenSubject};
 use crate::domain::{RefreshToken, Role, SessionId, UserId};
 use crate::error::AppError;
 use crate::repositories::redis::SessionStore;
-use crate::repositories::sql::{NewSession, SessionRecord, SessionRepository};
+use crate::repositories::sql::{NewAuditEvent, NewSession, SessionRecord, SessionRepository};
 
 /// The caller of an authenticated request: a valid token whose session was
 /// found live. Only this module makes one, so no handler can skip the check.
@@ -187,9 +190,15 @@ impl SessionService {
         } else {
             self.settings.max_sessions.saturating_sub(1)
         };
+        let event = audit::event(
+            "auth.login",
+            Some(user),
+            Some(user),
+            json!({"session": id.as_str()}),
+        );
         let Some(ended) = self
             .repository
-            .start(session, password_hash, keep_others)
+            .start(session, password_hash, keep_others, &event)
             .await?
         else {
             return Ok(None);
@@ -198,7 +207,7 @@ impl SessionService {
         let tokens = self.issue(user, role, &id, refresh, expires_at_ms, now)?;
         if let Err(error) = self.store.activate(&id, user, self.mirror_ttl()).await {
             // Nobody will ever hold this session's tokens: end it in SQL too.
-            self.repository.end(&id, user, now_ms(now)).await?;
+            self.repository.end(&id, user, now_ms(now), None).await?;
             return Err(error.into());
         }
         Ok(Some(tokens))
@@ -279,9 +288,15 @@ impl SessionService {
 
     /// Ends one of `user`'s sessions at once; false if it was not theirs or
     /// not live.
-    pub async fn end(&self, user: UserId, id: &SessionId) -> Result<bool, AppError> {
+    /// Records `event` with it.
+    pub async fn end(
+        &self,
+        user: UserId,
+        id: &SessionId,
+        event: Option<NewAuditEvent>,
+    ) -> Result<bool, AppError> {
         let now = now_ms(OffsetDateTime::now_utc());
-        if !self.repository.end(id, user, now).await? {
+        if !self.repository.end(id, user, now, event.as_ref()).await? {
             return Ok(false);
         }
         self.end_in_redis(vec![id.clone()]).await;
@@ -289,16 +304,23 @@ impl SessionService {
     }
 
     /// Ends every session of the user at once.
-    pub async fn end_all(&self, user: UserId) -> Result<(), AppError> {
+    /// Records `event` with it.
+    pub async fn end_all(&self, user: UserId, event: Option<NewAuditEvent>) -> Result<(), AppError> {
         let now = now_ms(OffsetDateTime::now_utc());
-        let ended = self.repository.end_all(user, now).await?;
+        let ended = self.repository.end_all(user, now, event.as_ref()).await?;
         self.end_in_redis(ended).await;
         Ok(())
     }
 
     async fn end_after_reuse(&self, id: &SessionId, user: UserId) -> Result<(), AppError> {
         tracing::warn!(user = %user, session = %id, "spent refresh token reused; session ended");
-        self.end(user, id).await.map(drop)
+        let event = audit::event(
+            "auth.refresh_reused",
+            None,
+            Some(user),
+            json!({"session": id.as_str()}),
+        );
+        self.end(user, id, Some(event)).await.map(drop)
     }
 
     /// Tombstones for sessions SQL has ended. SQL already refuses their

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::cache::{CacheAside, CacheStatus, Cacheable, DELETED_VERSION, Representation};
+use super::audit;
 use super::locks::LockService;
 use super::reads::NearReads;
 use super::retry::after_commit;
@@ -17,7 +19,7 @@ use super::tokens::TokenSubject;
 use crate::domain::{Email, Job, PublicUser, Role, Task, User, UserId, Username};
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{CachedEntry, Keys, RedisError};
-use crate::repositories::sql::{Fenced, UserChanges, UserFilter, UserRepository};
+use crate::repositories::sql::{Fenced, NewAuditEvent, UserChanges, UserFilter, UserRepository};
 
 /// Cached as both views: what the user and admins see, and what anyone
 /// else sees (`PublicUser`), so either is served as stored.
@@ -29,6 +31,32 @@ impl Cacheable for User {
     fn cached_form(&self) -> Result<Representation, serde_json::Error> {
         Representation::pair(self, &PublicUser::from(self))
     }
+}
+
+/// The audit event of an update: `user.disabled` or `user.enabled` when
+/// that is the change, else `user.updated` naming the fields that change.
+fn change_event(actor: Option<UserId>, current: &User, changes: &UserChanges<'_>) -> NewAuditEvent {
+    let mut fields = Vec::new();
+    if changes.username.is_some_and(|name| name != current.username) {
+        fields.push("username");
+    }
+    if changes.email.is_some_and(|email| email != current.email) {
+        fields.push("email");
+    }
+    if changes.role.is_some_and(|role| role != current.role) {
+        fields.push("role");
+    }
+    let state = changes.disabled.filter(|disabled| *disabled != current.disabled);
+    let action = match (state, fields.is_empty()) {
+        (Some(true), true) => "user.disabled",
+        (Some(false), true) => "user.enabled",
+        (Some(_), false) => {
+            fields.push("disabled");
+            "user.updated"
+        }
+        (None, _) => "user.updated",
+    };
+    audit::event(action, actor, Some(current.id), json!({"fields": fields}))
 }
 
 /// Which view of a cached user `caller` may see.
@@ -212,7 +240,8 @@ impl UserService {
             jobs: &[],
             disabled: update.disabled,
         };
-        self.locked_update(id, changes, if_match).await
+        self.locked_update(Some(actor.user), id, changes, if_match)
+            .await
     }
 
     /// Makes the user an admin (the `create-admin` command).
@@ -221,7 +250,7 @@ impl UserService {
             role: Some(Role::Admin),
             ..UserChanges::default()
         };
-        self.locked_update(id, changes, None).await
+        self.locked_update(None, id, changes, None).await
     }
 
     /// Applies the changes under the user's lock, so two updates of one user
@@ -231,6 +260,7 @@ impl UserService {
     /// the user's sessions end.
     async fn locked_update(
         &self,
+        actor: Option<UserId>,
         id: UserId,
         changes: UserChanges<'_>,
         if_match: Option<IfMatch>,
@@ -259,13 +289,14 @@ impl UserService {
                     if unchanged {
                         return Ok(current);
                     }
+                    let event = change_event(actor, &current, &changes);
                     let now = OffsetDateTime::now_utc();
                     let mails = address_change_mails(&current, changes.email, now);
                     let changes = UserChanges {
                         jobs: &mails,
                         ..changes
                     };
-                    let updated = match self.users.update(id, changes, now, fence.0).await? {
+                    let updated = match self.users.update(id, changes, now, fence.0, &event).await? {
                         Fenced::Applied(user) => user,
                         Fenced::Missing => return Err(AppError::NotFound("user")),
                         // Our lease ran out and a newer holder wrote first.
@@ -287,7 +318,8 @@ impl UserService {
     #[tracing::instrument(skip_all, fields(actor = %actor.user, user = %id))]
     pub async fn delete(&self, actor: &Principal, id: UserId) -> Result<(), AppError> {
         actor.require_self_or_admin(id)?;
-        if !self.users.delete(id).await? {
+        let event = audit::event("user.deleted", Some(actor.user), Some(id), json!({}));
+        if !self.users.delete(id, &event).await? {
             return Err(AppError::NotFound("user"));
         }
         self.invalidate(id, DELETED_VERSION).await;
@@ -387,7 +419,7 @@ impl UserService {
     /// Ends every session of the user. The change is committed: a failure
     /// here is logged, and SQL already refuses the sessions' refresh tokens.
     async fn end_sessions(&self, id: UserId) {
-        if let Err(error) = self.sessions.end_all(id).await {
+        if let Err(error) = self.sessions.end_all(id, None).await {
             tracing::error!(error = ?error, user = %id, "ending sessions after a change failed");
         }
     }

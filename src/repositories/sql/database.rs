@@ -9,10 +9,12 @@ use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
 use super::account_tokens::{PgAccountTokenRepository, SqliteAccountTokenRepository};
 use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
+use super::audit::{PgAuditRepository, SqliteAuditRepository};
 use super::sessions::{PgSessionRepository, SqliteSessionRepository};
 use super::users::{PgUserRepository, SqliteUserRepository};
 use super::{
-    AccountTokenRepository, OutboxRepository, SessionRepository, SqlError, UserRepository,
+    AccountTokenRepository, AuditRepository, OutboxRepository, SessionRepository, SqlError,
+    UserRepository,
 };
 use crate::config::{DatabaseSettings, redact_url};
 
@@ -103,6 +105,13 @@ impl Database {
         match self {
             Database::Sqlite(pool) => Arc::new(SqliteSessionRepository::new(pool.clone())),
             Database::Postgres(pool) => Arc::new(PgSessionRepository::new(pool.clone())),
+        }
+    }
+
+    pub fn audit(&self) -> Arc<dyn AuditRepository> {
+        match self {
+            Database::Sqlite(pool) => Arc::new(SqliteAuditRepository::new(pool.clone())),
+            Database::Postgres(pool) => Arc::new(PgAuditRepository::new(pool.clone())),
         }
     }
 

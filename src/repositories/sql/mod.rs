@@ -2,6 +2,7 @@
 //! and PostgreSQL.
 
 mod account_tokens;
+mod audit;
 mod database;
 mod outbox;
 mod sessions;
@@ -13,6 +14,7 @@ use time::OffsetDateTime;
 use crate::domain::{Job, Role, User, UserId};
 
 pub use account_tokens::{AccountTokenRepository, NewToken, TokenOwner, TokenRecipient};
+pub use audit::{AuditEvent, AuditFilter, AuditRepository, NewAuditEvent};
 pub use database::Database;
 pub use sessions::{NewSession, SessionRecord, SessionRepository, SessionState};
 
@@ -118,32 +120,40 @@ pub struct Credentials {
 
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Inserts the user and, in the same transaction, the job it causes.
-    async fn insert(&self, new_user: NewUser<'_>, job: &Job) -> Result<User, SqlError>;
+    /// Inserts the user and, in the same transaction, the job it causes and
+    /// `event` (recorded with the new user as its subject).
+    async fn insert(
+        &self,
+        new_user: NewUser<'_>,
+        job: &Job,
+        event: &NewAuditEvent,
+    ) -> Result<User, SqlError>;
     async fn find(&self, id: UserId) -> Result<Option<User>, SqlError>;
     async fn find_credentials(&self, login: LoginName<'_>)
     -> Result<Option<Credentials>, SqlError>;
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, SqlError>;
     /// Applies the changes and raises the version, if `fence` is newer than
-    /// the fencing token of the last such write. A changed e-mail address
-    /// is unverified.
+    /// the fencing token of the last such write; records `event` with it.
+    /// A changed e-mail address is unverified.
     async fn update(
         &self,
         id: UserId,
         changes: UserChanges<'_>,
         now: OffsetDateTime,
         fence: i64,
+        event: &NewAuditEvent,
     ) -> Result<Fenced<User>, SqlError>;
     /// Replaces the password hash and returns the new row version; `None`
-    /// when there is no such user.
+    /// when there is no such user. Records `event` with it.
     async fn set_password_hash(
         &self,
         id: UserId,
         password_hash: &str,
         now: OffsetDateTime,
+        event: &NewAuditEvent,
     ) -> Result<Option<i64>, SqlError>;
-    /// Deletes the user; false when there was none.
-    async fn delete(&self, id: UserId) -> Result<bool, SqlError>;
+    /// Deletes the user, recording `event`; false when there was none.
+    async fn delete(&self, id: UserId, event: &NewAuditEvent) -> Result<bool, SqlError>;
     /// Users with an id above `after` that pass `filter`, in id order.
     async fn list(
         &self,

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::SqlError;
+use super::audit::record_in;
+use super::{NewAuditEvent, SqlError};
 use crate::domain::{Role, SessionId, UserId};
 
 pub struct NewSession<'a> {
@@ -51,6 +52,7 @@ pub trait SessionRepository: Send + Sync {
         session: NewSession<'_>,
         password_hash: &str,
         keep_others: u32,
+        event: &NewAuditEvent,
     ) -> Result<Option<Vec<SessionId>>, SqlError>;
 
     /// The session with its user's role; `None` if either is gone.
@@ -69,11 +71,24 @@ pub trait SessionRepository: Send + Sync {
     /// Records a use of the session (a refresh within the reuse grace).
     async fn touch(&self, id: &SessionId, now: OffsetDateTime) -> Result<(), SqlError>;
 
-    /// Ends one live session, if it is `user`'s; false when there was none.
-    async fn end(&self, id: &SessionId, user: UserId, now_ms: i64) -> Result<bool, SqlError>;
+    /// Ends one live session, if it is `user`'s, recording `event` with it;
+    /// false when there was none.
+    async fn end(
+        &self,
+        id: &SessionId,
+        user: UserId,
+        now_ms: i64,
+        event: Option<&NewAuditEvent>,
+    ) -> Result<bool, SqlError>;
 
-    /// Ends every live session of the user; returns their ids.
-    async fn end_all(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionId>, SqlError>;
+    /// Ends every live session of the user, recording `event` with it;
+    /// returns their ids.
+    async fn end_all(
+        &self,
+        user: UserId,
+        now_ms: i64,
+        event: Option<&NewAuditEvent>,
+    ) -> Result<Vec<SessionId>, SqlError>;
 
     /// The user's sessions that are neither ended nor expired, newest first.
     async fn list_live(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionRecord>, SqlError>;
@@ -144,6 +159,7 @@ macro_rules! sql_session_repository {
                 session: NewSession<'_>,
                 password_hash: &str,
                 keep_others: u32,
+                event: &NewAuditEvent,
             ) -> Result<Option<Vec<SessionId>>, SqlError> {
                 let mut transaction = self.pool.begin().await?;
                 // A write to the user's row, changing nothing: it holds the
@@ -189,6 +205,7 @@ macro_rules! sql_session_repository {
                 .bind(i64::from(keep_others))
                 .fetch_all(&mut *transaction)
                 .await?;
+                record_in!(&mut *transaction, event)?;
                 transaction.commit().await?;
                 Ok(Some(ended.into_iter().map(SessionId::from_stored).collect()))
             }
@@ -239,7 +256,14 @@ macro_rules! sql_session_repository {
                 Ok(())
             }
 
-            async fn end(&self, id: &SessionId, user: UserId, now_ms: i64) -> Result<bool, SqlError> {
+            async fn end(
+                &self,
+                id: &SessionId,
+                user: UserId,
+                now_ms: i64,
+                event: Option<&NewAuditEvent>,
+            ) -> Result<bool, SqlError> {
+                let mut transaction = self.pool.begin().await?;
                 let result = sqlx::query(
                     "UPDATE sessions SET ended_at_ms = $3 \
                      WHERE id = $1 AND user_id = $2 AND ended_at_ms IS NULL AND expires_at_ms > $3",
@@ -247,20 +271,37 @@ macro_rules! sql_session_repository {
                 .bind(id.as_str())
                 .bind(user.0)
                 .bind(now_ms)
-                .execute(&self.pool)
+                .execute(&mut *transaction)
                 .await?;
-                Ok(result.rows_affected() == 1)
+                if result.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                if let Some(event) = event {
+                    record_in!(&mut *transaction, event)?;
+                }
+                transaction.commit().await?;
+                Ok(true)
             }
 
-            async fn end_all(&self, user: UserId, now_ms: i64) -> Result<Vec<SessionId>, SqlError> {
+            async fn end_all(
+                &self,
+                user: UserId,
+                now_ms: i64,
+                event: Option<&NewAuditEvent>,
+            ) -> Result<Vec<SessionId>, SqlError> {
+                let mut transaction = self.pool.begin().await?;
                 let ended: Vec<String> = sqlx::query_scalar(
                     "UPDATE sessions SET ended_at_ms = $2 \
                      WHERE user_id = $1 AND ended_at_ms IS NULL RETURNING id",
                 )
                 .bind(user.0)
                 .bind(now_ms)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *transaction)
                 .await?;
+                if let Some(event) = event {
+                    record_in!(&mut *transaction, event)?;
+                }
+                transaction.commit().await?;
                 Ok(ended.into_iter().map(SessionId::from_stored).collect())
             }
 

@@ -6,9 +6,10 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::audit::record_in;
 use super::outbox::{INSERT_JOB, encode_job};
 use super::{
-    Credentials, Fenced, LoginName, NewUser, SqlError, UserChanges, UserFilter, UserRepository,
+    Credentials, NewAuditEvent, Fenced, LoginName, NewUser, SqlError, UserChanges, UserFilter, UserRepository,
 };
 use crate::domain::{Job, Role, User, UserId};
 
@@ -116,7 +117,12 @@ macro_rules! sql_user_repository {
 
         #[async_trait]
         impl UserRepository for $name {
-            async fn insert(&self, new_user: NewUser<'_>, job: &Job) -> Result<User, SqlError> {
+            async fn insert(
+                &self,
+                new_user: NewUser<'_>,
+                job: &Job,
+                event: &NewAuditEvent,
+            ) -> Result<User, SqlError> {
                 let mut transaction = self.pool.begin().await?;
                 let sql = concat!(
                     "INSERT INTO users (username, email, password_hash, role, created_at, updated_at) \
@@ -141,6 +147,11 @@ macro_rules! sql_user_repository {
                 .bind(new_user.now)
                 .execute(&mut *transaction)
                 .await?;
+                let event = NewAuditEvent {
+                    subject: Some(user.id),
+                    ..event.clone()
+                };
+                record_in!(&mut *transaction, &event)?;
                 transaction.commit().await?;
                 Ok(user)
             }
@@ -196,6 +207,7 @@ macro_rules! sql_user_repository {
                 changes: UserChanges<'_>,
                 now: OffsetDateTime,
                 fence: i64,
+                event: &NewAuditEvent,
             ) -> Result<Fenced<User>, SqlError> {
                 // A new address is unverified until its link is followed.
                 let sql = concat!(
@@ -230,6 +242,7 @@ macro_rules! sql_user_repository {
                             .execute(&mut *transaction)
                             .await?;
                     }
+                    record_in!(&mut *transaction, event)?;
                     transaction.commit().await?;
                     return Ok(Fenced::Applied(row.try_into()?));
                 }
@@ -247,24 +260,37 @@ macro_rules! sql_user_repository {
                 id: UserId,
                 password_hash: &str,
                 now: OffsetDateTime,
+                event: &NewAuditEvent,
             ) -> Result<Option<i64>, SqlError> {
-                Ok(sqlx::query_scalar(
+                let mut transaction = self.pool.begin().await?;
+                let version: Option<i64> = sqlx::query_scalar(
                     "UPDATE users SET password_hash = $2, version = version + 1, updated_at = $3 \
                      WHERE id = $1 RETURNING version",
                 )
                 .bind(id.0)
                 .bind(password_hash)
                 .bind(now)
-                .fetch_optional(&self.pool)
-                .await?)
+                .fetch_optional(&mut *transaction)
+                .await?;
+                if version.is_some() {
+                    record_in!(&mut *transaction, event)?;
+                    transaction.commit().await?;
+                }
+                Ok(version)
             }
 
-            async fn delete(&self, id: UserId) -> Result<bool, SqlError> {
+            async fn delete(&self, id: UserId, event: &NewAuditEvent) -> Result<bool, SqlError> {
+                let mut transaction = self.pool.begin().await?;
                 let result = sqlx::query("DELETE FROM users WHERE id = $1")
                     .bind(id.0)
-                    .execute(&self.pool)
+                    .execute(&mut *transaction)
                     .await?;
-                Ok(result.rows_affected() == 1)
+                if result.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                record_in!(&mut *transaction, event)?;
+                transaction.commit().await?;
+                Ok(true)
             }
 
             async fn list(

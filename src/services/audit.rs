@@ -1,0 +1,152 @@
+//! The audit log: events built here (with where the request came from),
+//! written by the repositories in the transaction of the change they
+//! record, and read by admins newest first.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::sessions::Principal;
+use crate::domain::UserId;
+use crate::error::{AppError, FieldError};
+use crate::repositories::sql::{AuditEvent, AuditFilter, AuditRepository, NewAuditEvent};
+use crate::telemetry::current_request_id;
+
+tokio::task_local! {
+    /// The client address of the request being handled (set at the edge,
+    /// where trusted proxies are known).
+    static CLIENT_ADDRESS: IpAddr;
+}
+
+/// Runs `work` as the handling of a request from `address`.
+pub async fn with_client_address<F: Future>(address: IpAddr, work: F) -> F::Output {
+    CLIENT_ADDRESS.scope(address, work).await
+}
+
+/// An event of the request being handled: when, and from where.
+pub fn event(
+    action: &'static str,
+    actor: Option<UserId>,
+    subject: Option<UserId>,
+    details: Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at: OffsetDateTime::now_utc(),
+        action,
+        actor,
+        subject,
+        ip: CLIENT_ADDRESS.try_with(ToString::to_string).ok(),
+        request_id: current_request_id(),
+        details: details.to_string(),
+    }
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The admin's query, as given (checked here so errors name the parameter).
+#[derive(Debug, Default)]
+pub struct AuditQuery {
+    pub subject_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub limit: Option<String>,
+    pub before_id: Option<String>,
+}
+
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    pub next_before_id: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct AuditService {
+    repository: Arc<dyn AuditRepository>,
+}
+
+fn whole_number(value: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
+    let parsed = value?.parse::<i64>().ok().filter(|number| *number >= 0);
+    if parsed.is_none() {
+        errors.push(FieldError::new(field, "must be a non-negative whole number"));
+    }
+    parsed
+}
+
+impl AuditService {
+    pub fn new(repository: Arc<dyn AuditRepository>) -> Self {
+        Self { repository }
+    }
+
+    /// Records an event that goes with no other change. A failure is
+    /// logged: it must not turn the request it records into an error.
+    pub async fn record(&self, event: NewAuditEvent) {
+        if let Err(error) = self.repository.record(&event).await {
+            tracing::warn!(error = ?error, action = event.action, "audit event not recorded");
+        }
+    }
+
+    /// Events, newest first, a page at a time (admins only).
+    pub async fn list(&self, actor: &Principal, query: AuditQuery) -> Result<AuditPage, AppError> {
+        actor.require_admin()?;
+        let mut errors = Vec::new();
+        let subject = whole_number(query.subject_id.as_deref(), "subject_id", &mut errors);
+        let author = whole_number(query.actor_id.as_deref(), "actor_id", &mut errors);
+        let before = whole_number(query.before_id.as_deref(), "before_id", &mut errors);
+        let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(Ok(limit)) if (1..=MAX_PAGE_SIZE).contains(&limit) => limit,
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                ));
+                DEFAULT_PAGE_SIZE
+            }
+        };
+        let action = query.action.as_deref().filter(|action| !action.is_empty());
+        if action.is_some_and(|action| action.len() > 64) {
+            errors.push(FieldError::new("action", "must be at most 64 characters"));
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Validation(errors));
+        }
+        let filter = AuditFilter {
+            subject: subject.map(UserId),
+            actor: author.map(UserId),
+            action,
+            before,
+            // One extra row tells whether another page follows.
+            limit: limit + 1,
+        };
+        let mut items = self.repository.list(&filter).await?;
+        let next_before_id = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(AuditPage {
+            items,
+            next_before_id,
+        })
+    }
+}
+
+/// Every hour, deletes events older than the retention.
+pub fn prune_periodically(repository: Arc<dyn AuditRepository>, retention: Duration) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            let before = OffsetDateTime::now_utc() - retention;
+            match repository.prune(before).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "old audit events deleted"),
+                Err(error) => tracing::warn!(error = ?error, "pruning the audit log failed"),
+            }
+        }
+    });
+}
