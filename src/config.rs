@@ -34,6 +34,13 @@ pub struct Settings {
     pub mail: MailSettings,
     pub cors: CorsSettings,
     pub log: LogSettings,
+    pub audit: AuditSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditSettings {
+    /// Events older than this are deleted by the workers.
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

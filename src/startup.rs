@@ -25,6 +25,7 @@ use crate::repositories::redis::{
 use crate::repositories::sql::Database;
 use crate::services::account_mail::{AccountMailer, prune_tokens_periodically};
 use crate::services::accounts::AccountService;
+use crate::services::audit::{self, AuditService};
 use crate::services::auth::AuthService;
 use crate::services::cache::{CacheAside, CacheCounters};
 use crate::services::cache_admin::CacheAdminService;
@@ -48,6 +49,7 @@ use crate::telemetry;
 pub struct AppState {
     pub auth: web::Data<AuthService>,
     pub accounts: web::Data<AccountService>,
+    pub audit: web::Data<AuditService>,
     pub refresh_cookie: web::Data<RefreshCookie>,
     pub users: web::Data<UserService>,
     pub health: web::Data<HealthService>,
@@ -84,13 +86,15 @@ impl AppState {
             cache_counters.clone(),
             near_cache.clone(),
         );
+        let audit = AuditService::new(database.audit());
         let cache_admin = CacheAdminService::new(
             KeyScanner::new(redis.clone()),
             keys.clone(),
             cache_counters,
             settings.cache.ttl_seconds,
             near_cache.clone(),
-        );
+        )
+        .with_audit(audit.clone());
         let locks = LockService::new(
             LockStore::new(redis.clone()),
             Duration::from_millis(settings.locks.lease_ms),
@@ -148,6 +152,7 @@ impl AppState {
             hasher.clone(),
             rate_limits.clone(),
             outbox_signal.clone(),
+            audit.clone(),
         )
         .requiring_verified_email(settings.auth.require_verified_email);
         let accounts = AccountService::new(
@@ -170,6 +175,7 @@ impl AppState {
         Ok(Self {
             auth: web::Data::new(auth),
             accounts: web::Data::new(accounts),
+            audit: web::Data::new(audit),
             refresh_cookie: web::Data::new(RefreshCookie {
                 enabled: settings.auth.refresh_cookie,
             }),
@@ -327,6 +333,10 @@ pub async fn start_jobs(
             Mailer::new(&settings.mail)?,
             settings,
         )?;
+        audit::prune_periodically(
+            database.audit(),
+            Duration::from_secs(settings.audit.retention_days * 86_400),
+        );
         let process = format!(
             "{}-{}",
             std::process::id(),
@@ -449,6 +459,7 @@ fn serve(listener: TcpListener, state: AppState, settings: &Settings) -> anyhow:
             .app_data(state.auth.clone())
             .app_data(state.accounts.clone())
             .app_data(state.refresh_cookie.clone())
+            .app_data(state.audit.clone())
             .app_data(state.users.clone())
             .app_data(state.health.clone())
             .app_data(state.cache_admin.clone())

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod auth;
 pub mod client_guard;
 pub mod client_ip;
@@ -69,7 +70,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 )
                 .service(resource("/users/me", "GET").route(web::get().to(users::me)))
                 .service(
-                    resource("/users/{id}", "GET, PUT, DELETE")
+                    resource("/users/{id}", "GET, PUT, PATCH, DELETE")
                         .route(web::get().to(users::get))
                         .route(web::put().to(users::update))
                         .route(web::patch().to(users::patch))
@@ -85,6 +86,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::get().to(admin::preview_eviction))
                         .route(web::delete().to(admin::evict)),
                 )
+                .service(resource("/admin/audit", "GET").route(web::get().to(audit::list)))
                 .service(
                     resource("/admin/cache/stats", "GET").route(web::get().to(admin::cache_stats)),
                 )

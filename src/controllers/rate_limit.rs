@@ -9,7 +9,8 @@ use actix_web::{HttpMessage, ResponseError, web};
 
 use super::client_ip::ClientKeyExtractor;
 use crate::error::{AppError, write_rate_limit_headers};
-use crate::services::rate_limit::RateLimitService;
+use crate::services::audit::with_client_address;
+use crate::services::rate_limit::{ClientKey, RateLimitService};
 
 fn is_cors_preflight(request: &ServiceRequest) -> bool {
     request.method() == Method::OPTIONS
@@ -30,14 +31,16 @@ pub async fn limit_requests(
     if is_cors_preflight(&request) {
         return Ok(next.call(request).await?.map_into_boxed_body());
     }
-    let client = clients.client(request.request());
+    let address = clients.address(request.request());
+    let client = ClientKey::of(address);
     let decision = limiter.check_request(&client).await;
     request.extensions_mut().insert(client);
     if let Some(decision) = decision.filter(|decision| !decision.allowed) {
         let response = AppError::RateLimited(decision).error_response();
         return Ok(request.into_response(response));
     }
-    let mut response = next.call(request).await?;
+    // The audit log records where each account event came from.
+    let mut response = with_client_address(address, next.call(request)).await?;
     // A stricter limit (login) may have set the headers already.
     if let Some(decision) = decision
         && !response.headers().contains_key("ratelimit-limit")

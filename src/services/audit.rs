@@ -70,7 +70,10 @@ pub struct AuditService {
 fn whole_number(value: Option<&str>, field: &str, errors: &mut Vec<FieldError>) -> Option<i64> {
     let parsed = value?.parse::<i64>().ok().filter(|number| *number >= 0);
     if parsed.is_none() {
-        errors.push(FieldError::new(field, "must be a non-negative whole number"));
+        errors.push(FieldError::new(
+            field,
+            "must be a non-negative whole number",
+        ));
     }
     parsed
 }

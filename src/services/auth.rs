@@ -164,7 +164,12 @@ impl AuthService {
             role,
             now,
         };
-        let event = audit::event("user.registered", None, None, json!({"role": role.as_str()}));
+        let event = audit::event(
+            "user.registered",
+            None,
+            None,
+            json!({"role": role.as_str()}),
+        );
         // The welcome mail and the event are committed with the user, or not at all.
         let user = self.users.insert(new_user, &welcome, &event).await?;
         self.outbox.notify();
@@ -275,7 +280,12 @@ impl AuthService {
         if !self.hasher.verify(password, hash).await? {
             let account = credentials.as_ref().map(|found| found.id);
             self.audit
-                .record(audit::event("auth.login_failed", None, account, json!({"login": login})))
+                .record(audit::event(
+                    "auth.login_failed",
+                    None,
+                    account,
+                    json!({"login": login}),
+                ))
                 .await;
             return Err(AppError::InvalidCredentials);
         }
@@ -343,7 +353,12 @@ impl AuthService {
 
     /// Ends every session of the caller at once.
     pub async fn logout_all(&self, principal: &Principal) -> Result<(), AppError> {
-        let event = audit::event("auth.logout_all", Some(principal.user), Some(principal.user), json!({}));
+        let event = audit::event(
+            "auth.logout_all",
+            Some(principal.user),
+            Some(principal.user),
+            json!({}),
+        );
         self.sessions.end_all(principal.user, Some(event)).await
     }
 
@@ -373,7 +388,12 @@ impl AuthService {
         if self.users.find_credentials_by_id(user).await?.is_none() {
             return Err(AppError::NotFound("user"));
         }
-        let event = audit::event("session.revoked", Some(actor.user), Some(user), json!({"all": true}));
+        let event = audit::event(
+            "session.revoked",
+            Some(actor.user),
+            Some(user),
+            json!({"all": true}),
+        );
         self.sessions.end_all(user, Some(event)).await
     }
 

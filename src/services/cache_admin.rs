@@ -8,8 +8,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use super::audit::{self, AuditService};
 use super::auth::Principal;
 use super::cache::CacheCounters;
 use crate::error::{AppError, FieldError};
@@ -175,6 +177,8 @@ pub struct CacheAdminService {
     counters: CacheCounters,
     ttl_seconds: u64,
     near: Arc<NearCache>,
+    /// Where evictions through the API are recorded.
+    audit: Option<AuditService>,
 }
 
 fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
@@ -199,6 +203,15 @@ impl CacheAdminService {
             counters,
             ttl_seconds,
             near,
+            audit: None,
+        }
+    }
+
+    /// Records each eviction made through `evict_as` in the audit log.
+    pub fn with_audit(self, audit: AuditService) -> Self {
+        Self {
+            audit: Some(audit),
+            ..self
         }
     }
 
@@ -209,7 +222,15 @@ impl CacheAdminService {
         request: EvictionRequest,
     ) -> Result<u64, AppError> {
         ensure_admin(actor)?;
-        match self.evict(&Selector::parse(request)?).await? {
+        let details = json!({"suffix": request.suffix, "prefix": request.prefix});
+        let deleted = self.evict(&Selector::parse(request)?).await?;
+        if let Some(audit) = &self.audit {
+            let mut details = details;
+            details["deleted"] = json!(deleted);
+            let event = audit::event("admin.cache_evicted", Some(actor.user), None, details);
+            audit.record(event).await;
+        }
+        match deleted {
             0 => Err(AppError::NotFound("matching cache key")),
             deleted => Ok(deleted),
         }

@@ -305,7 +305,11 @@ impl SessionService {
 
     /// Ends every session of the user at once.
     /// Records `event` with it.
-    pub async fn end_all(&self, user: UserId, event: Option<NewAuditEvent>) -> Result<(), AppError> {
+    pub async fn end_all(
+        &self,
+        user: UserId,
+        event: Option<NewAuditEvent>,
+    ) -> Result<(), AppError> {
         let now = now_ms(OffsetDateTime::now_utc());
         let ended = self.repository.end_all(user, now, event.as_ref()).await?;
         self.end_in_redis(ended).await;

@@ -9,8 +9,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
-use super::cache::{CacheAside, CacheStatus, Cacheable, DELETED_VERSION, Representation};
 use super::audit;
+use super::cache::{CacheAside, CacheStatus, Cacheable, DELETED_VERSION, Representation};
 use super::locks::LockService;
 use super::reads::NearReads;
 use super::retry::after_commit;
@@ -37,7 +37,10 @@ impl Cacheable for User {
 /// that is the change, else `user.updated` naming the fields that change.
 fn change_event(actor: Option<UserId>, current: &User, changes: &UserChanges<'_>) -> NewAuditEvent {
     let mut fields = Vec::new();
-    if changes.username.is_some_and(|name| name != current.username) {
+    if changes
+        .username
+        .is_some_and(|name| name != current.username)
+    {
         fields.push("username");
     }
     if changes.email.is_some_and(|email| email != current.email) {
@@ -46,7 +49,9 @@ fn change_event(actor: Option<UserId>, current: &User, changes: &UserChanges<'_>
     if changes.role.is_some_and(|role| role != current.role) {
         fields.push("role");
     }
-    let state = changes.disabled.filter(|disabled| *disabled != current.disabled);
+    let state = changes
+        .disabled
+        .filter(|disabled| *disabled != current.disabled);
     let action = match (state, fields.is_empty()) {
         (Some(true), true) => "user.disabled",
         (Some(false), true) => "user.enabled",

@@ -11,6 +11,7 @@ mod smtp_sink;
 
 mod accounts;
 mod admin_cache;
+mod audit;
 mod cache_consistency;
 mod edges;
 mod email_verification;

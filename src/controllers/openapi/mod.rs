@@ -11,7 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, admin, auth, health, sessions, users};
+use super::{accounts, admin, audit, auth, health, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,7 +31,7 @@ use super::{accounts, admin, auth, health, sessions, users};
         accounts::reset_password,
         sessions::logout_all, sessions::list, sessions::end_one, sessions::end_user_sessions,
         users::me, users::get, users::update, users::patch, users::delete, users::list,
-        admin::evict, admin::preview_eviction, admin::cache_stats, admin::job_stats,
+        audit::list, admin::evict, admin::preview_eviction, admin::cache_stats, admin::job_stats,
         admin::replay_dead_jobs,
         health::live, health::ready, health::metrics,
     ),

@@ -139,8 +139,8 @@ macro_rules! sql_audit_repository {
                     }
                 }
                 sql.push_str(&format!(" ORDER BY id DESC LIMIT ${next}"));
-                let mut query = sqlx::query_as::<_, EventRow>(&sql)
-                    .bind(filter.before.unwrap_or(i64::MAX));
+                let mut query =
+                    sqlx::query_as::<_, EventRow>(&sql).bind(filter.before.unwrap_or(i64::MAX));
                 if let Some(subject) = filter.subject {
                     query = query.bind(subject.0);
                 }

@@ -10,6 +10,7 @@ use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 use super::account_tokens::{PgAccountTokenRepository, SqliteAccountTokenRepository};
 use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
 use super::audit::{PgAuditRepository, SqliteAuditRepository};
+use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
 use super::sessions::{PgSessionRepository, SqliteSessionRepository};
 use super::users::{PgUserRepository, SqliteUserRepository};
 use super::{

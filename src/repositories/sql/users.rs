@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 use super::audit::record_in;
 use super::outbox::{INSERT_JOB, encode_job};
 use super::{
-    Credentials, NewAuditEvent, Fenced, LoginName, NewUser, SqlError, UserChanges, UserFilter, UserRepository,
+    Credentials, Fenced, LoginName, NewAuditEvent, NewUser, SqlError, UserChanges, UserFilter,
+    UserRepository,
 };
 use crate::domain::{Job, Role, User, UserId};
 
