@@ -68,8 +68,12 @@ pub struct AuditPageResponse {
     next_before_id: Option<i64>,
 }
 
-/// Account events, newest first (admins only).
-#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin",
+/// List audit events
+///
+/// Account events, newest first (admins only), filtered by the user they
+/// are about (`subject_id`), who caused them (`actor_id`) and `action`;
+/// pass the page's `next_before_id` as `before_id` for the next page.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", operation_id = "listAuditEvents",
     security(("bearer" = [])),
     params(AuditParams),
     responses(

@@ -21,7 +21,7 @@ async fn an_unknown_path_is_404_in_the_envelope() {
 async fn a_wrong_method_is_405_in_the_envelope() {
     let app = spawn_app(Backend::Sqlite).await;
     let (status, error) = error_code(
-        app.request(Method::PATCH, "/api/v1/users/1", None, None)
+        app.request(Method::POST, "/api/v1/users/1", None, None)
             .await,
     )
     .await;
