@@ -107,7 +107,7 @@ impl IfMatch {
                 let digest = Representation::of(current)
                     .map_err(|error| AppError::Internal(error.into()))?
                     .digest;
-                Ok(tags.iter().any(|tag| *tag == digest))
+                Ok(tags.contains(&digest))
             }
         }
     }
