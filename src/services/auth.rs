@@ -231,7 +231,7 @@ impl AuthService {
         };
         LoginResult {
             outcome: self
-                .verify_and_start_session(credentials, &password, origin)
+                .verify_and_start_session(&login, credentials, &password, origin)
                 .await,
             limit,
         }
@@ -269,6 +269,7 @@ impl AuthService {
 
     async fn verify_and_start_session(
         &self,
+        login: &str,
         credentials: Option<Credentials>,
         password: &SecretString,
         origin: &ClientInfo,
@@ -284,7 +285,7 @@ impl AuthService {
                     "auth.login_failed",
                     None,
                     account,
-                    json!({"login": login}),
+                    json!({"login": login.trim().to_lowercase()}),
                 ))
                 .await;
             return Err(AppError::InvalidCredentials);
