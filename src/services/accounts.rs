@@ -212,7 +212,7 @@ impl AccountService {
             .reset_password(&token.hash(), &hash, now)
             .await?
             .ok_or(AppError::InvalidToken)?;
-        self.sessions.end_all(user).await?;
+        self.sessions.end_all(user, None).await?;
         // updated_at changed: cached copies are stale.
         self.user_service.invalidate(user, version).await;
         tracing::info!(user = %user, "password reset; sessions ended");

@@ -301,7 +301,8 @@ impl UserService {
                         jobs: &mails,
                         ..changes
                     };
-                    let updated = match self.users.update(id, changes, now, fence.0, &event).await? {
+                    let updated = match self.users.update(id, changes, now, fence.0, &event).await?
+                    {
                         Fenced::Applied(user) => user,
                         Fenced::Missing => return Err(AppError::NotFound("user")),
                         // Our lease ran out and a newer holder wrote first.

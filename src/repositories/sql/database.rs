@@ -8,7 +8,6 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, Connection, PgPool, SqlitePool};
 
 use super::account_tokens::{PgAccountTokenRepository, SqliteAccountTokenRepository};
-use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
 use super::audit::{PgAuditRepository, SqliteAuditRepository};
 use super::outbox::{PgOutboxRepository, SqliteOutboxRepository};
 use super::sessions::{PgSessionRepository, SqliteSessionRepository};
