@@ -4,6 +4,28 @@
  */
 
 export interface paths {
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List audit events
+         * @description Account events, newest first (admins only), filtered by the user they
+         *     are about (`subject_id`), who caused them (`actor_id`) and `action`;
+         *     pass the page's `next_before_id` as `before_id` for the next page.
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/cache/keys": {
         parameters: {
             query?: never;
@@ -367,8 +389,10 @@ export interface paths {
         };
         /**
          * List users
-         * @description Admins only. Keyset pagination by id: pass the page's `next_after_id`
-         *     as `after_id` for the next page; it is null on the last one.
+         * @description Admins only. Optionally searched (`q`: a case-insensitive substring of
+         *     the username or e-mail) and filtered by `role` and `disabled`. Keyset
+         *     pagination by id: pass the page's `next_after_id` as `after_id` for the
+         *     next page; it is null on the last one.
          */
         get: operations["listUsers"];
         put?: never;
@@ -416,9 +440,11 @@ export interface paths {
         get: operations["getUser"];
         /**
          * Change a user
-         * @description Oneself, or anyone as an admin; `role` is for admins only. Absent fields
-         *     stay as they are; unknown fields are refused. Once the 200 is sent,
-         *     every reader gets the new data. A role change ends that user's session.
+         * @description Oneself, or anyone as an admin; `role` and `disabled` are for admins
+         *     only. Absent fields stay as they are; unknown fields are refused. Once
+         *     the 200 is sent, every reader gets the new data. A new e-mail address is
+         *     unverified; a role change or disabling ends that user's sessions. With
+         *     `If-Match`, nothing changes unless the user is still at that ETag.
          */
         put: operations["updateUser"];
         post?: never;
@@ -430,7 +456,11 @@ export interface paths {
         delete: operations["deleteUser"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a user (partial)
+         * @description The same as `PUT`: only the fields given change.
+         */
+        patch: operations["patchUser"];
         trace?: never;
     };
     "/api/v1/users/{id}/sessions": {
@@ -522,6 +552,30 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description One recorded event. Never holds a password or a token. */
+        AuditEventResponse: {
+            action: string;
+            /** Format: int64 */
+            actor_id?: number | null;
+            /** Format: date-time */
+            at: string;
+            /** @description What the event is about, e.g. `{"fields": ["email"]}`. */
+            details: Record<string, never>;
+            /** Format: int64 */
+            id: number;
+            ip?: string | null;
+            request_id?: string | null;
+            /** Format: int64 */
+            subject_id?: number | null;
+        };
+        AuditPageResponse: {
+            items: components["schemas"]["AuditEventResponse"][];
+            /**
+             * Format: int64
+             * @description Pass as `before_id` for the next page; null on the last page.
+             */
+            next_before_id?: number | null;
+        };
         /**
          * @example {
          *       "bypasses": 0,
@@ -722,6 +776,14 @@ export interface components {
             /** @description The `token` of the link mailed by `password/forgot`. */
             token: string;
         };
+        /** @description What any signed-in user may see of another: no e-mail, role or state. */
+        PublicUser: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: int64 */
+            id: number;
+            username: string;
+        };
         QueueCounts: {
             /** Format: int64 */
             dead: number;
@@ -903,11 +965,18 @@ export interface components {
          *     }
          */
         UserUpdate: {
+            /** @description Admins only: a disabled account cannot log in and its sessions end. */
+            disabled?: boolean | null;
             /** Format: email */
             email?: string | null;
             role?: null | components["schemas"]["Role"];
             username?: string | null;
         };
+        /**
+         * @description What `GET /users/{id}` answers: `User` to the user and admins,
+         *     `PublicUser` to anyone else.
+         */
+        UserView: components["schemas"]["User"] | components["schemas"]["PublicUser"];
     };
     responses: {
         /** @description `internal`: an unexpected failure; quote `request_id` when reporting it */
@@ -1081,6 +1150,122 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /** @description Events about this user. */
+                subject_id?: number;
+                /** @description Events caused by this user. */
+                actor_id?: number;
+                /** @description e.g. `auth.login_failed`. */
+                action?: string;
+                /** @description 1 to 100, default 50. */
+                limit?: number;
+                /** @description Events older than this id (the previous page's `next_before_id`). */
+                before_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPageResponse"];
+                };
+            };
+            /** @description `unauthorized` */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `forbidden` */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `validation_failed` */
+            422: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `rate_limited` */
+            429: {
+                headers: {
+                    /**
+                     * @description Requests allowed per window by the limit this request counted against (the login limit on `login`, else the general one). Sent on every `/api` response while rate limiting is on (the default). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                     * @example 300
+                     */
+                    "RateLimit-Limit"?: number;
+                    /**
+                     * @description Requests that could still be made right now. Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                     * @example 299
+                     */
+                    "RateLimit-Remaining"?: number;
+                    /**
+                     * @description Seconds until the full limit is available again; on a 429, seconds until a request is allowed again (then equal to `Retry-After`). Absent when the connection guard answered (too many connections from one address, a body too large or too slow), before the rate limiter.
+                     * @example 1
+                     */
+                    "RateLimit-Reset"?: number;
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            500: components["responses"]["InternalError"];
+            /** @description `unavailable` */
+            503: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     previewCacheEviction: {
         parameters: {
             query?: {
@@ -1925,6 +2110,12 @@ export interface operations {
                  * @example 40
                  */
                 after_id?: number;
+                /** @description Only users whose username or e-mail contains this (any case). */
+                q?: string;
+                /** @description Only users with this role. */
+                role?: components["schemas"]["Role"];
+                /** @description Only disabled (`true`) or enabled (`false`) users. */
+                disabled?: boolean;
             };
             header?: never;
             path?: never;
@@ -2066,7 +2257,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["User"];
+                    "application/json": components["schemas"]["UserView"];
                 };
             };
             /** @description The client's copy is current (no body) */
@@ -2117,7 +2308,10 @@ export interface operations {
     updateUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Apply only while the user is still at this `ETag` (or `*`) */
+                "If-Match"?: string;
+            };
             path: {
                 /**
                  * @description User id
@@ -2136,6 +2330,7 @@ export interface operations {
             /** @description The updated user */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
@@ -2147,7 +2342,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
-            /** @description `forbidden`: another user, or `role` without being an admin */
+            /** @description `forbidden`: another user, or `role`/`disabled` without being an admin */
             403: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
@@ -2185,6 +2380,19 @@ export interface operations {
                      * @example 1
                      */
                     "Retry-After"?: number;
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `precondition_failed`: the `If-Match` ETag is stale; nothing changed */
+            412: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
@@ -2265,6 +2473,120 @@ export interface operations {
                 };
             };
             /** @description `validation_failed`: the id is not a number */
+            422: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    patchUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Apply only while the user is still at this `ETag` (or `*`) */
+                "If-Match"?: string;
+            };
+            path: {
+                /**
+                 * @description User id
+                 * @example 42
+                 */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated user */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description `forbidden`: another user, or `role`/`disabled` without being an admin */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `not_found` */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            408: components["responses"]["RequestTimeout"];
+            /** @description `conflict` (username or e-mail taken) or `update_in_progress` (another update of this user is running; with `Retry-After`) */
+            409: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    /**
+                     * @description Seconds to wait before trying again. Sent with `update_in_progress` only.
+                     * @example 1
+                     */
+                    "Retry-After"?: number;
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description `precondition_failed`: the `If-Match` ETag is stale; nothing changed */
+            412: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            /** @description `validation_failed` */
             422: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
