@@ -252,7 +252,9 @@ impl ResponseError for AppError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::EmailNotVerified | Self::AccountDisabled => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::EmailNotVerified | Self::AccountDisabled => {
+                StatusCode::FORBIDDEN
+            }
             Self::CorsRefused(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
