@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 pub mod client_guard;
 pub mod client_ip;
+mod console;
 pub mod cors;
 mod extract;
 mod health;
@@ -98,6 +99,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
                         .route(web::post().to(admin::replay_dead_jobs)),
                 ),
         )
+        .service(resource("/admin", "GET").route(web::get().to(console::page)))
+        .service(resource("/admin/assets/{name}", "GET").route(web::get().to(console::asset)))
         .service(resource("/health/live", "GET").route(web::get().to(health::live)))
         .service(resource("/health/ready", "GET").route(web::get().to(health::ready)))
         .configure(openapi::configure)
