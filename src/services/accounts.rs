@@ -9,6 +9,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use serde_json::json;
+
+use super::audit;
 use super::jobs::OutboxSignal;
 use super::passwords::{PasswordHasher, Priority};
 use super::rate_limit::{AccountKey, ClientKey, RateLimitService};
@@ -102,7 +105,11 @@ impl AccountService {
         let now = OffsetDateTime::now_utc();
         let (user, version) = self
             .tokens
-            .verify_email(&token.hash(), now)
+            .verify_email(
+                &token.hash(),
+                now,
+                &audit::event("auth.email_verified", None, None, json!({})),
+            )
             .await?
             .ok_or(AppError::InvalidToken)?;
         self.user_service.invalidate(user, version).await;
@@ -209,7 +216,12 @@ impl AccountService {
         let now = OffsetDateTime::now_utc();
         let (user, version) = self
             .tokens
-            .reset_password(&token.hash(), &hash, now)
+            .reset_password(
+                &token.hash(),
+                &hash,
+                now,
+                &audit::event("auth.password_reset", None, None, json!({})),
+            )
             .await?
             .ok_or(AppError::InvalidToken)?;
         self.sessions.end_all(user, None).await?;

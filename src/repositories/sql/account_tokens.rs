@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::SqlError;
+use super::audit::record_in;
+use super::{NewAuditEvent, SqlError};
 use crate::domain::{TokenPurpose, UserId};
 
 /// Whom a token is minted for.
@@ -52,20 +53,24 @@ pub trait AccountTokenRepository: Send + Sync {
     /// Spends a live verification token and marks the address it was
     /// mailed to verified, if the account still has it; returns the user
     /// and its new row version.
+    /// `event` is recorded with it, with the user as subject and actor.
     async fn verify_email(
         &self,
         token_hash: &str,
         now: OffsetDateTime,
+        event: &NewAuditEvent,
     ) -> Result<Option<(UserId, i64)>, SqlError>;
 
     /// Spends a live reset token and sets the password hash of its account
     /// (still enabled, still at the address mailed); returns the user and
     /// its new row version.
+    /// `event` is recorded with it, with the user as subject and actor.
     async fn reset_password(
         &self,
         token_hash: &str,
         password_hash: &str,
         now: OffsetDateTime,
+        event: &NewAuditEvent,
     ) -> Result<Option<(UserId, i64)>, SqlError>;
 
     /// Deletes tokens that expired before `before_ms`.
@@ -177,6 +182,7 @@ macro_rules! sql_account_token_repository {
                 &self,
                 token_hash: &str,
                 now: OffsetDateTime,
+                event: &NewAuditEvent,
             ) -> Result<Option<(UserId, i64)>, SqlError> {
                 let mut transaction = self.pool.begin().await?;
                 let spent: Option<(i64, String)> = sqlx::query_as(SPEND)
@@ -201,6 +207,12 @@ macro_rules! sql_account_token_repository {
                 let Some(version) = version else {
                     return Ok(None);
                 };
+                let event = NewAuditEvent {
+                    actor: Some(UserId(user)),
+                    subject: Some(UserId(user)),
+                    ..event.clone()
+                };
+                record_in!(&mut *transaction, &event)?;
                 transaction.commit().await?;
                 Ok(Some((UserId(user), version)))
             }
@@ -210,6 +222,7 @@ macro_rules! sql_account_token_repository {
                 token_hash: &str,
                 password_hash: &str,
                 now: OffsetDateTime,
+                event: &NewAuditEvent,
             ) -> Result<Option<(UserId, i64)>, SqlError> {
                 let mut transaction = self.pool.begin().await?;
                 let spent: Option<(i64, String)> = sqlx::query_as(SPEND)
@@ -234,6 +247,12 @@ macro_rules! sql_account_token_repository {
                 let Some(version) = version else {
                     return Ok(None);
                 };
+                let event = NewAuditEvent {
+                    actor: Some(UserId(user)),
+                    subject: Some(UserId(user)),
+                    ..event.clone()
+                };
+                record_in!(&mut *transaction, &event)?;
                 transaction.commit().await?;
                 Ok(Some((UserId(user), version)))
             }
