@@ -265,7 +265,9 @@ async fn a_thousand_registrations_get_their_mails_through_five_worker_kills() {
     }
     let statuses = registrations.await.unwrap();
     assert!(statuses.iter().all(|status| *status == 201));
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: in the full suite on 2 cores the last worker shares the CPU
+    // with every other test; what must hold is that all 1,000 arrive.
+    let deadline = Instant::now() + Duration::from_secs(180);
     let delivered = loop {
         let mut recipients: Vec<String> =
             sink.mails().into_iter().flat_map(|mail| mail.to).collect();
