@@ -207,12 +207,7 @@ macro_rules! sql_account_token_repository {
                 let Some(version) = version else {
                     return Ok(None);
                 };
-                let event = NewAuditEvent {
-                    actor: Some(UserId(user)),
-                    subject: Some(UserId(user)),
-                    ..event.clone()
-                };
-                record_in!(&mut *transaction, &event)?;
+                record_in!(&mut *transaction, &event.by_and_about(UserId(user)))?;
                 transaction.commit().await?;
                 Ok(Some((UserId(user), version)))
             }
@@ -247,12 +242,7 @@ macro_rules! sql_account_token_repository {
                 let Some(version) = version else {
                     return Ok(None);
                 };
-                let event = NewAuditEvent {
-                    actor: Some(UserId(user)),
-                    subject: Some(UserId(user)),
-                    ..event.clone()
-                };
-                record_in!(&mut *transaction, &event)?;
+                record_in!(&mut *transaction, &event.by_and_about(UserId(user)))?;
                 transaction.commit().await?;
                 Ok(Some((UserId(user), version)))
             }

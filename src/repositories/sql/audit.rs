@@ -21,6 +21,18 @@ pub struct NewAuditEvent {
     pub details: String,
 }
 
+impl NewAuditEvent {
+    /// The same event, caused by `user` and about them (a user acting on
+    /// their own account, known only once a token names it).
+    pub fn by_and_about(&self, user: UserId) -> Self {
+        Self {
+            actor: Some(user),
+            subject: Some(user),
+            ..self.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub id: i64,
