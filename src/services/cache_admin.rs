@@ -181,14 +181,6 @@ pub struct CacheAdminService {
     audit: Option<AuditService>,
 }
 
-fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
-
 impl CacheAdminService {
     pub fn new(
         scanner: KeyScanner,
@@ -221,7 +213,7 @@ impl CacheAdminService {
         actor: &Principal,
         request: EvictionRequest,
     ) -> Result<u64, AppError> {
-        ensure_admin(actor)?;
+        actor.require_admin()?;
         let details = json!({"suffix": request.suffix, "prefix": request.prefix});
         let deleted = self.evict(&Selector::parse(request)?).await?;
         if let Some(audit) = &self.audit {
@@ -243,7 +235,7 @@ impl CacheAdminService {
         actor: &Principal,
         request: PreviewRequest,
     ) -> Result<EvictionPreview, AppError> {
-        ensure_admin(actor)?;
+        actor.require_admin()?;
         let limit = match request.limit.as_deref().map(str::parse::<usize>) {
             None => Ok(DEFAULT_PREVIEW_KEYS),
             Some(Ok(limit)) if (1..=MAX_PREVIEW_KEYS).contains(&limit) => Ok(limit),
@@ -329,7 +321,7 @@ impl CacheAdminService {
     }
 
     pub async fn stats(&self, actor: &Principal) -> Result<CacheStats, AppError> {
-        ensure_admin(actor)?;
+        actor.require_admin()?;
         let pattern = self.keys.cache_pattern();
         let mut keys = 0;
         let mut cursor = 0;

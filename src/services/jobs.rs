@@ -305,14 +305,6 @@ pub struct JobStats {
 /// Dead jobs moved back per replay script.
 const REPLAY_BATCH: u64 = 500;
 
-fn ensure_admin(actor: &Principal) -> Result<(), AppError> {
-    if actor.is_admin() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden)
-    }
-}
-
 #[derive(Clone)]
 pub struct JobService {
     queue: JobQueue,
@@ -325,7 +317,7 @@ impl JobService {
     }
 
     pub async fn stats(&self, actor: &Principal) -> Result<JobStats, AppError> {
-        ensure_admin(actor)?;
+        actor.require_admin()?;
         self.counts().await
     }
 
@@ -346,7 +338,7 @@ impl JobService {
     /// batches so that no single script holds Redis for long. Jobs that
     /// die while this runs wait for the next replay.
     pub async fn replay_all_dead_as(&self, actor: &Principal) -> Result<u64, AppError> {
-        ensure_admin(actor)?;
+        actor.require_admin()?;
         let mut left = self.queue.counts().await?.dead;
         let mut replayed = 0;
         while left > 0 {
