@@ -28,11 +28,7 @@ async fn cached_users(app: &TestApp) -> (TestUser, TestUser) {
 }
 
 async fn key_count(app: &TestApp) -> usize {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.settings.redis.key_prefix))
-        .query_async(&mut app.redis_connection().await)
-        .await
-        .unwrap();
+    let keys = app.redis_keys().await;
     // Rate-limit counters come and go with every request, and a fill lease
     // is released in the background after its fill; count the rest.
     keys.iter()

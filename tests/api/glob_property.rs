@@ -77,7 +77,7 @@ fn escaped_patterns_select_exactly_the_literal_matches() {
             })
             .cloned()
             .collect();
-        let all: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", keys.cache_namespace().trim_end_matches("cache:"))).query(&mut connection).unwrap();
+        let all = crate::helpers::scan_keys_blocking(&mut connection, &format!("{}*", keys.cache_namespace().trim_end_matches("cache:"))).unwrap();
         let _: () = redis::cmd("DEL").arg(&all).query(&mut connection).unwrap();
         prop_assert_eq!(found, expected, "pattern {}", pattern);
     });

@@ -299,7 +299,8 @@ impl TestApp {
     }
 
     /// The value of one series of `/metrics`, e.g. `user_api_cache_loads_total`
-    /// or `user_api_near_cache{state="hits"}`; 0 when it is absent.
+    /// or `user_api_near_cache{state="hits"}`. The test fails when the
+    /// series is absent: a renamed metric must not read as 0.
     pub async fn metric(&self, series: &str) -> i64 {
         let metrics = self
             .request(Method::GET, "/metrics", None, None)
@@ -310,7 +311,16 @@ impl TestApp {
         metrics
             .lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map_or(0, |value| value.trim().parse().expect("a whole number"))
+            .unwrap_or_else(|| panic!("/metrics has no series {series}:\n{metrics}"))
+            .trim()
+            .parse()
+            .expect("a whole number")
+    }
+
+    /// Every key under this app's prefix.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let pattern = format!("{}*", self.settings.redis.key_prefix);
+        scan_keys(&mut self.redis_connection().await, &pattern).await
     }
 
     pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
@@ -343,15 +353,44 @@ impl Drop for TestApp {
         // Leave the shared Redis as we found it.
         if let Ok(mut connection) = self.redis.get_connection() {
             let pattern = format!("{}*", self.settings.redis.key_prefix);
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(pattern)
-                .query(&mut connection)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            if let Ok(keys) = scan_keys_blocking(&mut connection, &pattern) {
+                for batch in keys.chunks(500) {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(batch).query(&mut connection);
+                }
             }
         }
     }
+}
+
+/// Every key matching `pattern`, each once, by SCAN: never KEYS, which
+/// holds up the Redis every test shares while it walks all of its keys.
+pub async fn scan_keys(
+    connection: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut page = redis::AsyncCommands::scan_match::<_, String>(connection, pattern)
+        .await
+        .expect("SCAN");
+    while let Some(key) = page.next_item().await {
+        keys.push(key.expect("a key"));
+    }
+    // SCAN may return a key more than once.
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+/// [`scan_keys`] on a blocking connection (for `Drop` and sync tests).
+pub fn scan_keys_blocking(
+    connection: &mut redis::Connection,
+    pattern: &str,
+) -> redis::RedisResult<Vec<String>> {
+    let mut keys = redis::Commands::scan_match::<_, String>(connection, pattern)?
+        .collect::<redis::RedisResult<Vec<String>>>()?;
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
 }
 
 /// The `user-api` binary, configured like a test app: the repository's

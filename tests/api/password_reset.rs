@@ -180,11 +180,7 @@ async fn sql_text(app: &TestApp) -> String {
 /// Every value under the app's key prefix, whatever its type.
 async fn redis_text(app: &TestApp) -> String {
     let mut connection = app.redis_connection().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", app.settings.redis.key_prefix))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let keys = app.redis_keys().await;
     let mut text = String::new();
     for key in keys {
         let kind: String = redis::cmd("TYPE")

@@ -322,7 +322,9 @@ async fn every_request_costs_one_limiter_round_trip_and_no_more() {
         .lines()
         .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
         .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap());
+        .expect("INFO commandstats has an EVALSHA line")
+        .parse()
+        .unwrap();
     assert_eq!(scripts, 640, "limiter scripts for 640 requests");
 }
 
