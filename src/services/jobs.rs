@@ -159,12 +159,6 @@ impl Worker {
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(error = %error, "reading the job stream failed; reconnecting");
-                    if error.to_string().contains("NOGROUP")
-                        || format!("{error:?}").contains("NOGROUP")
-                    {
-                        // Redis lost the stream (restarted empty): make it again.
-                        let _ = self.queue.ensure_group().await;
-                    }
                     connection = None;
                     tokio::time::sleep(BLOCK).await;
                 }

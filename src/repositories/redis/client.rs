@@ -23,6 +23,9 @@ pub enum RedisError {
     Command(#[from] redis::RedisError),
     #[error("redis client setup failed: {0}")]
     Setup(String),
+    /// A value could not be encoded for storing: nothing was sent.
+    #[error("encoding a value for redis failed")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// Redis access for the whole process. Each thread that uses Redis (an
@@ -74,6 +77,16 @@ thread_local! {
 }
 
 impl RedisError {
+    /// The code a Redis server error starts with (`NOGROUP`, `BUSYGROUP`,
+    /// `WRONGPASS`, ...), if this is one.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            RedisError::Command(error) => error.code(),
+            RedisError::Pool(deadpool_redis::PoolError::Backend(error)) => error.code(),
+            _ => None,
+        }
+    }
+
     /// Whether the connection that gave this error should not be used again.
     fn breaks_the_connection(&self) -> bool {
         matches!(self, RedisError::Timeout(_)) || self.is_connection_failure()
@@ -343,6 +356,7 @@ fn describe(error: &RedisError) -> String {
         | RedisError::Command(inner) => describe_redis(inner),
         RedisError::Pool(other) => other.to_string(),
         RedisError::Setup(reason) => reason.clone(),
+        RedisError::Encode(inner) => inner.to_string(),
     };
     format!("is not usable: {cause}")
 }
@@ -358,8 +372,7 @@ fn describe_redis(error: &redis::RedisError) -> String {
              or a TLS port named with redis:// (TLS needs rediss://) ({error})"
         )
     } else if matches!(error.kind(), redis::ErrorKind::AuthenticationFailed)
-        || error.to_string().contains("NOAUTH")
-        || error.to_string().contains("WRONGPASS")
+        || matches!(error.code(), Some("NOAUTH" | "WRONGPASS"))
     {
         format!("authentication failed ({error})")
     } else {

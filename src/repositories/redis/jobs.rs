@@ -102,13 +102,13 @@ impl JobQueue {
             )
             .await;
         match created {
-            Err(RedisError::Command(error)) if error.to_string().contains("BUSYGROUP") => Ok(()),
+            Err(error) if error.server_code() == Some("BUSYGROUP") => Ok(()),
             other => other,
         }
     }
 
     pub async fn enqueue(&self, job: &Job) -> Result<(), RedisError> {
-        let payload = serde_json::to_vec(job).unwrap_or_default();
+        let payload = serde_json::to_vec(job)?;
         let _: String = self
             .client
             .query(
@@ -122,14 +122,16 @@ impl JobQueue {
         Ok(())
     }
 
-    /// Waits up to `block` for a new job for `consumer`.
+    /// Waits up to `block` for a new job for `consumer`. When Redis has
+    /// lost the stream or its group (restarted empty), makes them again and
+    /// answers `None`.
     pub async fn next(
         &self,
         connection: &mut BlockingConnection,
         consumer: &str,
         block: Duration,
     ) -> Result<Option<Delivery>, RedisError> {
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let reply: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(GROUP)
             .arg(consumer)
@@ -141,7 +143,17 @@ impl JobQueue {
             .arg(self.keys.jobs_stream())
             .arg(">")
             .query_async(&mut connection.0)
-            .await?;
+            .await;
+        let reply: Option<StreamReadReply> = match reply.map_err(RedisError::from) {
+            Err(error) if error.server_code() == Some("NOGROUP") => {
+                // Redis lost the stream (restarted empty): make it again;
+                // the next read finds whatever is queued from now on.
+                tracing::warn!("the job stream or its group was gone; made it again");
+                self.ensure_group().await?;
+                return Ok(None);
+            }
+            other => other?,
+        };
         Ok(reply
             .iter()
             .flat_map(|reply| &reply.keys)
@@ -238,12 +250,13 @@ impl JobQueue {
     ) -> Result<(), RedisError> {
         let due = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
             + delay.as_millis() as i128;
+        let payload = serde_json::to_vec(job)?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("ZADD")
             .arg(self.keys.jobs_delayed())
             .arg(due as i64)
-            .arg(serde_json::to_vec(job).unwrap_or_default())
+            .arg(payload)
             .ignore();
         self.acknowledge_into(&mut pipe, delivery);
         pipe.cmd("HINCRBY")
