@@ -141,4 +141,14 @@ async fn only_the_owner_releases_or_extends_a_lock() {
         panic!("the lock was released");
     };
     assert!(second > first, "fencing tokens grow");
+    // The last token does not outlive its user forever.
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&lock.fence)
+        .query_async(&mut app.redis_connection().await)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 3_600_000,
+        "the fence key expires, a while after its last use: {ttl}"
+    );
 }

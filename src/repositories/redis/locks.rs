@@ -19,6 +19,12 @@ pub enum Acquisition {
     Busy { held_for: Duration },
 }
 
+/// How long a lock's last fencing token is kept after its last use. Only
+/// tokens handed out in the same microsecond, or while Redis's clock stands
+/// behind an earlier token, need it to keep growing; a day covers both, and
+/// a deleted user's token goes with it.
+const FENCE_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// Leases in Redis: `SET NX PX` with a random owner, released and extended
 /// only by that owner.
 #[derive(Clone)]
@@ -49,7 +55,8 @@ impl LockStore {
         invocation
             .key(&keys.fence)
             .arg(owner)
-            .arg(lease.as_millis() as u64);
+            .arg(lease.as_millis() as u64)
+            .arg(FENCE_TTL.as_millis() as u64);
         let answer: i64 = self.client.invoke(&invocation).await?;
         Ok(if answer > 0 {
             Acquisition::Held { fence: answer }
