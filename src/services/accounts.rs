@@ -164,21 +164,25 @@ impl AccountService {
         // Counted like a login by this address: against its account when
         // there is one. The look-up runs for every address alike, so it
         // tells nothing by its time either.
-        let account = self
+        let found = self
             .users
             .find_credentials(LoginName::Email(email.as_str()))
             .await?
-            .map_or_else(
-                || AccountKey::UnknownName(email.as_str().to_string()),
-                |found| AccountKey::Account(found.id),
-            );
+            .map(|found| found.id);
+        let account = found.map_or_else(
+            || AccountKey::UnknownName(email.as_str().to_string()),
+            AccountKey::Account,
+        );
         self.rate_limits.check_login(client, &account).await?;
         let now = OffsetDateTime::now_utc();
         let job = Job::new(Task::PasswordReset {
             to: email.as_str().to_string(),
             requested_at_ms: now_ms(now),
         });
-        self.outbox.add(&job, now).await?;
+        // Recorded for unknown addresses too (no subject): the same write
+        // either way, and an admin sees addresses being probed.
+        let event = audit::event("auth.password_reset_requested", None, found, json!({}));
+        self.outbox.add_recorded(&job, now, &event).await?;
         self.signal.notify();
         Ok(())
     }

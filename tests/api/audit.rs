@@ -70,6 +70,22 @@ on_both_databases! {
         assert_eq!(eviction["items"][0]["actor_id"], root.id);
     }
 
+    async fn a_reset_request_is_recorded_whether_or_not_the_address_is_known(app) {
+        let root = app.admin("root").await;
+        let alice = app.user("alice").await;
+        for email in ["alice@example.com", "nobody@example.com"] {
+            let response = app.post("/api/v1/auth/password/forgot", json!({ "email": email })).await;
+            assert_eq!(response.status(), 202);
+        }
+        let page = events(&app, &root.token, "action=auth.password_reset_requested").await;
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["subject_id"], Value::Null, "the unknown address has no account");
+        assert_eq!(items[1]["subject_id"], alice.id);
+        assert_eq!(items[1]["actor_id"], Value::Null, "whoever asked did not sign in");
+        assert_eq!(items[1]["ip"], "127.0.0.1");
+    }
+
     async fn a_change_that_fails_leaves_no_event(app) {
         let root = app.admin("root").await;
         let alice = app.user("alice").await;

@@ -442,6 +442,49 @@ async fn an_admin_replays_dead_jobs_from_the_jobs_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by scripts/test after the other tests (Chromium competes for the CPU)"]
+async fn an_admin_filters_the_audit_log_by_user_and_action() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.admin("root").await;
+    let alice = app.user("alice").await;
+    app.user("bob").await;
+    assert_eq!(app.login("alice", "not the password").await.status(), 401);
+    let page = Page::open(&app).await;
+    page.sign_in_as_admin("root").await;
+    page.click("#views button[data-view=audit]").await;
+    let all = page
+        .wait_for_text("#audit-table tbody", "user.registered")
+        .await;
+    assert!(
+        all.contains("auth.login_failed") && all.contains("auth.login"),
+        "{all}"
+    );
+    page.assert_readable().await;
+    page.screenshot("audit").await;
+
+    page.type_into("#audit-subject", &alice.id.to_string())
+        .await;
+    page.type_into("#audit-action", "auth.login_failed").await;
+    page.click("#audit-filter button[type=submit]").await;
+    page.wait_for_text("#notice", "1 event shown").await;
+    let rows = page.text("#audit-table tbody").await;
+    assert!(
+        rows.contains("auth.login_failed") && !rows.contains("user.registered"),
+        "{rows}"
+    );
+    assert!(
+        rows.contains(r#""login":"alice""#),
+        "the details show which login was tried: {rows}"
+    );
+
+    page.find("#audit-action").await.clear().await.unwrap();
+    page.type_into("#audit-action", "user.deleted").await;
+    page.click("#audit-filter button[type=submit]").await;
+    page.wait_for_text("#notice", "No event matches").await;
+    page.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/test after the other tests (Chromium competes for the CPU)"]
 async fn a_non_admin_who_signs_in_is_told_the_page_is_for_admins() {
     let app = spawn_app(Backend::Sqlite).await;
     app.user("alice").await;

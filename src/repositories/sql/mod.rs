@@ -171,6 +171,13 @@ pub trait OutboxRepository: Send + Sync {
     async fn due(&self, relayed_before: OffsetDateTime, limit: u32) -> Result<Vec<Job>, SqlError>;
     /// Commits a job on its own (one not tied to another change).
     async fn add(&self, job: &Job, now: OffsetDateTime) -> Result<(), SqlError>;
+    /// Commits a job together with the audit event of the request for it.
+    async fn add_recorded(
+        &self,
+        job: &Job,
+        now: OffsetDateTime,
+        event: &NewAuditEvent,
+    ) -> Result<(), SqlError>;
     async fn mark_relayed(&self, id: &str, now: OffsetDateTime) -> Result<(), SqlError>;
     /// Removes a job that is done (or given up on).
     async fn remove(&self, id: &str) -> Result<(), SqlError>;

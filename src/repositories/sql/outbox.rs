@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{OutboxRepository, SqlError};
+use super::audit::record_in;
+use super::{NewAuditEvent, OutboxRepository, SqlError};
 use crate::domain::Job;
 
 pub(super) fn encode_job(job: &Job) -> Result<String, SqlError> {
@@ -56,6 +57,25 @@ macro_rules! sql_outbox_repository {
                     .bind(now)
                     .execute(&self.pool)
                     .await?;
+                Ok(())
+            }
+
+            async fn add_recorded(
+                &self,
+                job: &Job,
+                now: OffsetDateTime,
+                event: &NewAuditEvent,
+            ) -> Result<(), SqlError> {
+                let mut transaction = self.pool.begin().await?;
+                sqlx::query(INSERT_JOB)
+                    .bind(&job.id)
+                    .bind(job.kind())
+                    .bind(encode_job(job)?)
+                    .bind(now)
+                    .execute(&mut *transaction)
+                    .await?;
+                record_in!(&mut *transaction, event)?;
+                transaction.commit().await?;
                 Ok(())
             }
 
