@@ -53,8 +53,11 @@ impl Role {
     }
 }
 
-/// The public user: what clients see and what the cache holds. The password
-/// hash is not part of it, so it can never be serialised by accident.
+// The cache holds this and its `PublicUser` view together, in one entry
+// (`Representation::pair` in services/cache.rs).
+/// The user as the user itself and admins see it; any other caller gets a
+/// `PublicUser`. The password hash is not part of it, so it can never be
+/// serialised by accident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"id": 42, "username": "alice", "email": "alice@example.com",
     "email_verified": true, "role": "user", "disabled": false,

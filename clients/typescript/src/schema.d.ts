@@ -921,8 +921,9 @@ export interface components {
         /** @enum {string} */
         TokenType: "bearer";
         /**
-         * @description The public user: what clients see and what the cache holds. The password
-         *     hash is not part of it, so it can never be serialised by accident.
+         * @description The user as the user itself and admins see it; any other caller gets a
+         *     `PublicUser`. The password hash is not part of it, so it can never be
+         *     serialised by accident.
          * @example {
          *       "created_at": "2026-11-30T09:15:00Z",
          *       "disabled": false,
