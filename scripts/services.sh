@@ -154,3 +154,71 @@ url_host_port() {
 redis_host_port() {
     url_host_port "$1" 6379
 }
+
+# start_redis_cluster FIRST_PORT: a local Redis Cluster of 3 masters and 3
+# replicas (redis-server --cluster-enabled yes on FIRST_PORT..FIRST_PORT+5,
+# made with redis-cli --cluster create), data in a temporary directory;
+# exports TEST_REDIS_CLUSTER_NODES (its seed nodes). stop_redis_cluster
+# (called from the EXIT trap) stops it and removes the directory.
+started_cluster_pids=()
+started_cluster_dir=""
+start_redis_cluster() {
+    local first=${1:-17000} port node nodes=()
+    command -v redis-cli >/dev/null || install_packages redis-tools || return 1
+    for port in $(seq "$first" $((first + 5))); do
+        if port_open 127.0.0.1 "$port"; then
+            say "port $port is taken: cannot start the test Redis Cluster on $first-$((first + 5))"
+            return 1
+        fi
+    done
+    started_cluster_dir=$(mktemp -d "${TMPDIR:-/tmp}/user-api-cluster.XXXXXX")
+    say "starting a Redis Cluster (3 masters, 3 replicas) on 127.0.0.1:$first-$((first + 5)) (data: $started_cluster_dir)"
+    for port in $(seq "$first" $((first + 5))); do
+        mkdir -p "$started_cluster_dir/$port"
+        redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+            --cluster-config-file "$started_cluster_dir/$port/nodes.conf" \
+            --cluster-node-timeout 1000 --save "" --appendonly no \
+            --dir "$started_cluster_dir/$port" --logfile "$started_cluster_dir/$port/redis.log" \
+            </dev/null >/dev/null 2>&1 &
+        started_cluster_pids+=($!)
+        nodes+=("127.0.0.1:$port")
+    done
+    for port in $(seq "$first" $((first + 5))); do
+        for _ in $(seq 50); do
+            redis_answers 127.0.0.1 "$port" && break
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$started_cluster_dir/create.log" 2>&1 || {
+        say "redis-cli --cluster create failed; see $started_cluster_dir/create.log"
+        return 1
+    }
+    for _ in $(seq 100); do
+        local ok=0
+        for node in "${nodes[@]}"; do
+            redis-cli -h 127.0.0.1 -p "${node#*:}" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+        done
+        if [[ $ok == 6 ]]; then
+            export TEST_REDIS_CLUSTER_NODES="${nodes[0]},${nodes[1]},${nodes[2]}"
+            return 0
+        fi
+        sleep 0.1
+    done
+    say "the test Redis Cluster did not reach cluster_state:ok; see $started_cluster_dir"
+    return 1
+}
+
+stop_redis_cluster() {
+    local pid
+    for pid in "${started_cluster_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${started_cluster_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    started_cluster_pids=()
+    if [[ -n $started_cluster_dir ]]; then
+        rm -rf "$started_cluster_dir"
+        started_cluster_dir=""
+    fi
+}

@@ -214,7 +214,17 @@ impl Application {
         let redis = RedisClient::connect(&settings.redis).await?;
         let state = AppState::build(&settings, &database, &redis)?;
         forget_idle_clients(state.rate_limits.clone());
-        let tracking = settings.cache.near_enabled.then(|| {
+        let near_enabled = settings.cache.near_enabled && !redis.is_cluster();
+        if settings.cache.near_enabled && redis.is_cluster() {
+            // CLIENT TRACKING BCAST is per node, and this client cannot keep a
+            // tracking link on every master through failovers and reshards:
+            // rather than risk a stale read, the near cache serves nothing.
+            tracing::warn!(
+                "near cache: off on Redis Cluster (tracking on every master cannot be \
+                 guaranteed); every read goes to Redis"
+            );
+        }
+        let tracking = near_enabled.then(|| {
             let keys = Keys::new(&settings.redis.key_prefix);
             TrackingLink::start(
                 &settings.redis,
@@ -318,6 +328,10 @@ pub async fn start_jobs(
         .ensure_group()
         .await
         .context("cannot create the job stream's consumer group")?;
+    queue
+        .migrate_untagged()
+        .await
+        .context("cannot move the job queue of the previous release to its new keys")?;
     let relay = OutboxRelay::new(
         database.outbox(),
         queue.clone(),
@@ -418,7 +432,7 @@ fn log_start(settings: &Settings, port: u16, metrics_port: Option<u16>) {
         url = %format!("http://{}:{port}", settings.server.host),
         database = %database,
         database_url = %redact_url(database_url),
-        redis = %redact_url(settings.redis.url.expose_secret()),
+        redis = %settings.redis.shown(),
         metrics = %metrics,
         "serving"
     );

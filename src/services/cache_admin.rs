@@ -15,7 +15,7 @@ use super::audit::{self, AuditService};
 use super::auth::Principal;
 use super::cache::CacheCounters;
 use crate::error::{AppError, FieldError};
-use crate::repositories::redis::{KeyScanner, Keys, NearCache};
+use crate::repositories::redis::{KeyScanner, Keys, NearCache, ScanCursor};
 
 /// Longer values are refused: crafted MATCH patterns have hung servers.
 pub const MAX_SELECTOR_LENGTH: usize = 256;
@@ -143,19 +143,21 @@ struct MatchingKeys<'a> {
     pattern: String,
     namespace: String,
     selector: &'a Selector,
-    /// `None` once SCAN's cursor came back to 0.
-    cursor: Option<u64>,
+    /// `None` once the walk is over.
+    cursor: Option<ScanCursor>,
 }
 
 impl MatchingKeys<'_> {
     /// The next page's matching keys (possibly none, possibly repeats of
     /// earlier pages), or `None` when the walk is over.
     async fn next(&mut self) -> Result<Option<Vec<Vec<u8>>>, AppError> {
-        let Some(cursor) = self.cursor else {
+        let Some(cursor) = self.cursor.take() else {
             return Ok(None);
         };
+        // A walk that starts over (a cluster changed under it) only repeats
+        // keys: eviction counts what UNLINK reports, the preview a set.
         let page = self.scanner.page(cursor, &self.pattern, BATCH).await?;
-        self.cursor = (page.cursor != 0).then_some(page.cursor);
+        self.cursor = page.next;
         let namespace = self.namespace.as_bytes();
         Ok(Some(
             page.keys
@@ -316,7 +318,7 @@ impl CacheAdminService {
             pattern: selector.pattern(&self.keys),
             namespace: self.keys.cache_namespace(),
             selector,
-            cursor: Some(0),
+            cursor: Some(self.scanner.start()),
         }
     }
 
@@ -324,14 +326,15 @@ impl CacheAdminService {
         actor.require_admin()?;
         let pattern = self.keys.cache_pattern();
         let mut keys = 0;
-        let mut cursor = 0;
-        loop {
-            let page = self.scanner.page(cursor, &pattern, 1000).await?;
-            keys += page.keys.len() as u64;
-            cursor = page.cursor;
-            if cursor == 0 {
-                break;
-            }
+        let mut cursor = Some(self.scanner.start());
+        while let Some(at) = cursor {
+            let page = self.scanner.page(at, &pattern, 1000).await?;
+            keys = if page.starts_over {
+                0
+            } else {
+                keys + page.keys.len() as u64
+            };
+            cursor = page.next;
         }
         let (redis_keyspace_hits, redis_keyspace_misses, redis_used_memory_bytes) =
             self.scanner.server_stats().await?;

@@ -68,7 +68,7 @@ impl HealthService {
 
     pub async fn readiness(&self) -> Readiness {
         let (redis, database) = tokio::join!(
-            tokio::time::timeout(CHECK_TIMEOUT, self.redis.ping()),
+            tokio::time::timeout(CHECK_TIMEOUT, self.redis.check_ready()),
             tokio::time::timeout(CHECK_TIMEOUT, self.database.ping()),
         );
         let checks = Checks {

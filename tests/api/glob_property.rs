@@ -62,12 +62,11 @@ fn escaped_patterns_select_exactly_the_literal_matches() {
 
         let pattern = if suffix { keys.cache_suffix_pattern(&needle) } else { keys.cache_prefix_pattern(&needle) };
         let mut found = BTreeSet::new();
-        let mut cursor = 0;
-        loop {
-            let page = runtime.block_on(scanner.page(cursor, &pattern, 100)).unwrap();
+        let mut cursor = Some(scanner.start());
+        while let Some(at) = cursor {
+            let page = runtime.block_on(scanner.page(at, &pattern, 100)).unwrap();
             found.extend(page.keys.into_iter().map(|key| String::from_utf8(key).unwrap()));
-            cursor = page.cursor;
-            if cursor == 0 { break; }
+            cursor = page.next;
         }
         let expected: BTreeSet<String> = full
             .iter()

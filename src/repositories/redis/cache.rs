@@ -84,6 +84,22 @@ impl CacheStore {
         ttl: Duration,
         key: &str,
     ) -> Result<(bool, Option<CachedEntry>), RedisError> {
+        let ttl_ms = ttl.as_millis() as u64;
+        if self.client.is_cluster() {
+            // Different slots: the two commands go out together, each to its master.
+            let mut set = redis::cmd("SET");
+            set.arg(lease).arg(owner).arg("NX").arg("PX").arg(ttl_ms);
+            let mut get = redis::cmd("GET");
+            get.arg(key);
+            let (taken, entry) = tokio::join!(
+                self.client.query::<Option<String>>(&set),
+                self.client.query::<Option<Vec<u8>>>(&get)
+            );
+            return Ok((
+                taken?.is_some(),
+                entry?.as_deref().and_then(CachedEntry::decode),
+            ));
+        }
         let mut pipeline = redis::pipe();
         pipeline
             .cmd("SET")
@@ -91,7 +107,7 @@ impl CacheStore {
             .arg(owner)
             .arg("NX")
             .arg("PX")
-            .arg(ttl.as_millis() as u64)
+            .arg(ttl_ms)
             .cmd("GET")
             .arg(key);
         let (taken, entry): (Option<String>, Option<Vec<u8>>) =

@@ -8,6 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_redis::{Connection as Object, Manager, Pool, Runtime};
 use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{AsyncConnectionConfig, ConnectionInfo, FromRedisValue, IntoConnectionInfo};
 use secrecy::ExposeSecret;
 
@@ -40,11 +43,38 @@ pub enum RedisError {
 /// `operation_timeout`, so a hung Redis costs a request at most that long.
 /// Cancelling a command is safe on a multiplexed connection: a late reply
 /// is matched to its own request and dropped.
+///
+/// On Redis Cluster (`redis.cluster_nodes`) the same operations run on the
+/// redis crate's async cluster connection instead: one multiplexed
+/// connection per master, slot routing and MOVED/ASK redirections done by
+/// the crate, shared by every thread.
 #[derive(Clone)]
 pub struct RedisClient {
     shared: Arc<Shared>,
+    cluster: Option<Arc<Cluster>>,
     operation_timeout: Duration,
 }
+
+/// The cluster side of a client.
+pub(super) struct Cluster {
+    pub(super) connection: ClusterConnection,
+}
+
+/// A master of the cluster, as `CLUSTER SLOTS` names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for NodeAddress {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Which master holds which slots: `(first slot, last slot, master)`, sorted.
+pub type SlotMap = Vec<(u16, u16, NodeAddress)>;
 
 struct Shared {
     /// Tells this client's lanes from other clients' in a thread's table.
@@ -132,9 +162,19 @@ impl RedisClient {
     /// Checks the settings and that Redis answers, and opens
     /// `pool_min_idle` connections up front for the calling thread.
     pub async fn connect(settings: &RedisSettings) -> anyhow::Result<Self> {
+        let seeds = settings.cluster_seeds();
+        let cluster = if seeds.is_empty() {
+            None
+        } else {
+            Some(Arc::new(connect_cluster(settings, &seeds).await?))
+        };
         let shown = redact_url(settings.url.expose_secret());
-        let connection =
-            connection_info(settings).with_context(|| format!("invalid Redis URL {shown}"))?;
+        let connection = if cluster.is_some() {
+            // Unused on a cluster; kept so the type stays one.
+            "redis://127.0.0.1:6379".into_connection_info()?
+        } else {
+            connection_info(settings).with_context(|| format!("invalid Redis URL {shown}"))?
+        };
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
             .set_response_timeout(Some(settings.operation_timeout()));
@@ -148,8 +188,12 @@ impl RedisClient {
                 closed: AtomicBool::new(false),
                 failures: AtomicU64::new(0),
             }),
+            cluster,
             operation_timeout: settings.operation_timeout(),
         };
+        if client.cluster.is_some() {
+            return Ok(client);
+        }
         client
             .ping()
             .await
@@ -174,11 +218,129 @@ impl RedisClient {
         }
     }
 
+    /// Readiness: a single Redis answers PING; a cluster says
+    /// `cluster_state:ok` and every master that holds slots answers PING.
+    pub async fn check_ready(&self) -> Result<(), RedisError> {
+        if !self.is_cluster() {
+            return self.ping().await;
+        }
+        let info: String = self.query(redis::cmd("CLUSTER").arg("INFO")).await?;
+        if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
+            return Err(RedisError::Setup("cluster_state is not ok".into()));
+        }
+        let masters = self.masters().await?;
+        let ping = redis::cmd("PING");
+        futures_util::future::try_join_all(
+            masters
+                .iter()
+                .map(|node| self.query_node::<String>(node, &ping)),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn ping(&self) -> Result<(), RedisError> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
     }
 
+    /// Whether this client runs on Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    pub(super) fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_deref()
+    }
+
+    /// Runs `operation` on the cluster connection, within the operation
+    /// timeout.
+    async fn on_cluster<T>(
+        &self,
+        cluster: &Cluster,
+        operation: impl AsyncFnOnce(ClusterConnection) -> Result<T, RedisError>,
+    ) -> Result<T, RedisError> {
+        tokio::time::timeout(
+            self.operation_timeout,
+            operation(cluster.connection.clone()),
+        )
+        .await
+        .unwrap_or(Err(RedisError::Timeout(self.operation_timeout)))
+    }
+
+    /// One command to one master of the cluster, by address (SCAN, INFO:
+    /// answers of one node).
+    pub(super) async fn query_node<T: FromRedisValue>(
+        &self,
+        node: &NodeAddress,
+        command: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        let Some(cluster) = self.cluster() else {
+            return self.query(command).await;
+        };
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: node.host.clone(),
+            port: node.port,
+        });
+        self.on_cluster(cluster, async |mut connection| {
+            let value = connection.route_command(command.clone(), routing).await?;
+            Ok(redis::from_redis_value(value).map_err(redis::RedisError::from)?)
+        })
+        .await
+    }
+
+    /// The cluster's slots and the master of each, as the cluster says now.
+    pub(super) async fn slot_map(&self) -> Result<SlotMap, RedisError> {
+        let ranges: Vec<redis::Value> = self.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        let mut map = SlotMap::new();
+        for range in ranges {
+            let redis::Value::Array(parts) = range else {
+                continue;
+            };
+            let (Some(first), Some(last), Some(master)) =
+                (parts.first(), parts.get(1), parts.get(2))
+            else {
+                continue;
+            };
+            let parse = |value: &redis::Value| {
+                redis::from_redis_value_ref::<String>(value).map_err(redis::RedisError::from)
+            };
+            let number = |value: &redis::Value| {
+                redis::from_redis_value_ref::<u16>(value).map_err(redis::RedisError::from)
+            };
+            let (first, last) = (number(first)?, number(last)?);
+            let (host, port) = match master {
+                redis::Value::Array(node) if node.len() >= 2 => {
+                    (parse(&node[0])?, number(&node[1])?)
+                }
+                _ => continue,
+            };
+            map.push((first, last, NodeAddress { host, port }));
+        }
+        map.sort();
+        Ok(map)
+    }
+
+    /// Every master that holds slots, in a stable order.
+    pub(super) async fn masters(&self) -> Result<Vec<NodeAddress>, RedisError> {
+        let mut masters: Vec<NodeAddress> = self
+            .slot_map()
+            .await?
+            .into_iter()
+            .map(|(_, _, node)| node)
+            .collect();
+        masters.sort();
+        masters.dedup();
+        Ok(masters)
+    }
+
     pub async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisError> {
+        if let Some(cluster) = self.cluster() {
+            return self
+                .on_cluster(cluster, async |mut connection| {
+                    Ok(command.query_async(&mut connection).await?)
+                })
+                .await;
+        }
         self.on_lane(async |mut connection| Ok(command.query_async(&mut connection).await?))
             .await
     }
@@ -187,6 +349,13 @@ impl RedisClient {
         &self,
         pipeline: &redis::Pipeline,
     ) -> Result<T, RedisError> {
+        if let Some(cluster) = self.cluster() {
+            return self
+                .on_cluster(cluster, async |mut connection| {
+                    Ok(pipeline.query_async(&mut connection).await?)
+                })
+                .await;
+        }
         self.on_lane(async |mut connection| Ok(pipeline.query_async(&mut connection).await?))
             .await
     }
@@ -195,6 +364,13 @@ impl RedisClient {
         &self,
         script: &redis::ScriptInvocation<'_>,
     ) -> Result<T, RedisError> {
+        if let Some(cluster) = self.cluster() {
+            return self
+                .on_cluster(cluster, async |mut connection| {
+                    Ok(script.invoke_async(&mut connection).await?)
+                })
+                .await;
+        }
         self.on_lane(async |mut connection| Ok(script.invoke_async(&mut connection).await?))
             .await
     }
@@ -343,6 +519,82 @@ pub fn connection_info(settings: &RedisSettings) -> Result<ConnectionInfo, Redis
         ))
     })?;
     Ok(client.get_connection_info().clone())
+}
+
+/// Connects to the cluster: each seed node must answer (a clear error
+/// names the first that does not), then the cluster connection is opened
+/// and every master PINGed.
+async fn connect_cluster(settings: &RedisSettings, seeds: &[String]) -> anyhow::Result<Cluster> {
+    let connect_timeout = Duration::from_millis(settings.create_timeout_ms);
+    let mut infos = Vec::with_capacity(seeds.len());
+    for seed in seeds {
+        let shown = redact_url(seed);
+        let info = seed
+            .as_str()
+            .into_connection_info()
+            .with_context(|| format!("invalid Redis Cluster node {shown}"))?;
+        let client = redis::Client::open(info.clone())
+            .with_context(|| format!("invalid Redis Cluster node {shown}"))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(settings.operation_timeout().max(connect_timeout)));
+        let answer = async {
+            let mut connection = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async::<String>(&mut connection)
+                .await
+        };
+        match answer.await {
+            Ok(info) if info.contains("cluster_state:ok") => {}
+            Ok(_) => anyhow::bail!(
+                "Redis Cluster node {shown} answers, but its cluster is not ok \
+                 (CLUSTER INFO has no cluster_state:ok)"
+            ),
+            Err(error) => anyhow::bail!(
+                "Redis Cluster node {shown} is not usable: {}",
+                describe_redis(&error)
+            ),
+        }
+        infos.push(info);
+    }
+    let mut builder = ClusterClientBuilder::new(infos)
+        .connection_timeout(connect_timeout)
+        .response_timeout(settings.operation_timeout())
+        .overall_response_timeout(None)
+        // MOVED/ASK are followed at once; these waits are for a node that
+        // is failing over or a slot being migrated (TRYAGAIN).
+        .retries(8)
+        .min_retry_wait(10)
+        .max_retry_wait(200)
+        .retry_wait_formula(10, 2);
+    if !settings.tls_ca_file.is_empty() {
+        let file = &settings.tls_ca_file;
+        let pem =
+            std::fs::read(file).with_context(|| format!("cannot read redis.tls_ca_file {file}"))?;
+        builder = builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+    }
+    let client = builder
+        .build()
+        .context("invalid Redis Cluster settings (redis.cluster_nodes)")?;
+    let mut connection = client
+        .get_async_connection()
+        .await
+        .context("cannot connect to the Redis Cluster")?;
+    // PING goes to every master: each must answer.
+    tokio::time::timeout(
+        connect_timeout + settings.operation_timeout(),
+        redis::cmd("PING").query_async::<()>(&mut connection),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("a Redis Cluster master did not answer PING in time"))?
+    .context("a Redis Cluster master does not answer")?;
+    Ok(Cluster { connection })
 }
 
 /// Says which of the usual start-up failures this is.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use redis::Script;
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::{Keys, RedisClient, RedisError};
@@ -50,15 +51,43 @@ pub struct JobQueue {
 /// A connection of one worker's own for blocking reads: a blocking read
 /// would hold up every other command on a shared multiplexed connection,
 /// and needs a response timeout longer than its block.
-pub struct BlockingConnection(MultiplexedConnection);
+pub enum BlockingConnection {
+    Single(MultiplexedConnection),
+    /// A cluster connection of its own (the stream lives on one master,
+    /// found and followed through failovers by the cluster client).
+    Cluster(ClusterConnection),
+}
 
 impl BlockingConnection {
     pub async fn open(settings: &RedisSettings, block: Duration) -> Result<Self, RedisError> {
+        let connect = Duration::from_millis(settings.create_timeout_ms);
+        let respond = block + Duration::from_secs(2);
+        let seeds = settings.cluster_seeds();
+        if !seeds.is_empty() {
+            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds);
+            if !settings.tls_ca_file.is_empty() {
+                let file = &settings.tls_ca_file;
+                let pem = std::fs::read(file).map_err(|error| {
+                    RedisError::Setup(format!("cannot read redis.tls_ca_file {file}: {error}"))
+                })?;
+                builder = builder.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                });
+            }
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(connect)
+                .set_response_timeout(respond);
+            let client = builder.build()?;
+            return Ok(Self::Cluster(
+                client.get_async_connection_with_config(config).await?,
+            ));
+        }
         let client = redis::Client::open(super::client::connection_info(settings)?)?;
         let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(settings.create_timeout_ms)))
-            .set_response_timeout(Some(block + Duration::from_secs(2)));
-        Ok(Self(
+            .set_connection_timeout(Some(connect))
+            .set_response_timeout(Some(respond));
+        Ok(Self::Single(
             client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?,
@@ -86,6 +115,67 @@ impl JobQueue {
             promote_script: Script::new(include_str!("scripts/jobs_promote_due.lua")),
             replay_script: Script::new(include_str!("scripts/jobs_replay_dead.lua")),
         }
+    }
+
+    /// Moves the queue of a release before hash tags (`{prefix}jobs:stream`
+    /// and its siblings, `{prefix}jobs:done:*`) to the tagged keys, so no
+    /// waiting, delayed or dead job is lost in an upgrade. Run at every
+    /// start after `ensure_group`; costs one EXISTS when there is nothing to
+    /// move. Not on a cluster: no release before the tags ran on one.
+    /// Returns how many jobs were moved.
+    pub async fn migrate_untagged(&self) -> Result<u64, RedisError> {
+        if self.client.is_cluster() {
+            return Ok(0);
+        }
+        let script = Script::new(include_str!("scripts/jobs_migrate_untagged.lua"));
+        let mut invocation = script.prepare_invoke();
+        for key in self.keys.untagged_job_keys() {
+            invocation.key(key);
+        }
+        invocation
+            .key(self.keys.jobs_stream())
+            .key(self.keys.jobs_delayed())
+            .key(self.keys.jobs_dead())
+            .key(self.keys.jobs_counters());
+        let moved: i64 = self.client.invoke(&invocation).await?;
+        if moved < 0 {
+            return Ok(0);
+        }
+        // The done markers that stop a redelivered job from being done twice.
+        let (pattern, old_prefix) = self.keys.untagged_job_done_pattern();
+        let mut cursor = 0u64;
+        loop {
+            let (next, markers): (u64, Vec<String>) = self
+                .client
+                .query(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000),
+                )
+                .await?;
+            for marker in markers {
+                if let Some(job_id) = marker.strip_prefix(&old_prefix) {
+                    // RENAME keeps the TTL; a marker gone meanwhile is no loss.
+                    let _: Result<(), RedisError> = self
+                        .client
+                        .query(
+                            redis::cmd("RENAME")
+                                .arg(&marker)
+                                .arg(self.keys.job_done(job_id)),
+                        )
+                        .await;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        tracing::info!(moved, "job queue moved to its hash-tagged keys");
+        Ok(moved as u64)
     }
 
     /// Creates the stream and its consumer group if they do not exist.
@@ -131,7 +221,8 @@ impl JobQueue {
         consumer: &str,
         block: Duration,
     ) -> Result<Option<Delivery>, RedisError> {
-        let reply: Result<Option<StreamReadReply>, _> = redis::cmd("XREADGROUP")
+        let mut command = redis::cmd("XREADGROUP");
+        command
             .arg("GROUP")
             .arg(GROUP)
             .arg(consumer)
@@ -141,9 +232,11 @@ impl JobQueue {
             .arg(block.as_millis() as u64)
             .arg("STREAMS")
             .arg(self.keys.jobs_stream())
-            .arg(">")
-            .query_async(&mut connection.0)
-            .await;
+            .arg(">");
+        let reply = match connection {
+            BlockingConnection::Single(connection) => command.query_async(connection).await,
+            BlockingConnection::Cluster(connection) => command.query_async(connection).await,
+        };
         let reply: Option<StreamReadReply> = match reply.map_err(RedisError::from) {
             Err(error) if error.server_code() == Some("NOGROUP") => {
                 // Redis lost the stream (restarted empty): make it again;

@@ -1,5 +1,11 @@
 //! The one place Redis key strings are built. Layout (contract):
 //! `{prefix}cache:user:{id}`, `{prefix}session:{sid}`, ...
+//!
+//! One layout serves a single Redis and Redis Cluster alike. Keys that one
+//! script or `MULTI` block touches together carry the same hash tag (the
+//! part in `{...}`), so that on a cluster they share a slot: a user's lock
+//! and its fence (`{user:ID}`), and every key of the job queue
+//! (`{JOB_QUEUE_TAG}`). Every other key is used alone.
 
 use std::marker::PhantomData;
 
@@ -16,6 +22,9 @@ pub struct CacheKey<T> {
 }
 
 const CACHE_NAMESPACE: &str = "cache:";
+
+/// The hash tag of the job queue's keys.
+pub const JOB_QUEUE_TAG: &str = "default";
 
 impl<T> CacheKey<T> {
     fn new(prefix: &str, name: std::fmt::Arguments<'_>) -> Self {
@@ -70,37 +79,54 @@ impl Keys {
         format!("{}session:{id}", self.prefix)
     }
 
-    /// The per-user lock that serialises updates of one user.
+    /// The per-user lock that serialises updates of one user: the lock and
+    /// its fence share the hash tag `{user:ID}` (one script takes both).
     pub fn user_lock(&self, id: UserId) -> LockKeys {
         LockKeys {
-            lock: format!("{}lock:user:{id}", self.prefix),
-            fence: format!("{}lock:fence:user:{id}", self.prefix),
+            lock: format!("{}lock:{{user:{id}}}", self.prefix),
+            fence: format!("{}lock:fence:{{user:{id}}}", self.prefix),
         }
     }
 
-    /// The job stream, read by the workers' consumer group.
+    /// The job stream, read by the workers' consumer group. Every key of
+    /// the queue carries the tag `{default}`: scripts and `MULTI` blocks
+    /// move jobs between them.
     pub fn jobs_stream(&self) -> String {
-        format!("{}jobs:stream", self.prefix)
+        format!("{}jobs:{{{JOB_QUEUE_TAG}}}:stream", self.prefix)
     }
 
     /// Jobs waiting for their next attempt, scored by when it is due (ms).
     pub fn jobs_delayed(&self) -> String {
-        format!("{}jobs:delayed", self.prefix)
+        format!("{}jobs:{{{JOB_QUEUE_TAG}}}:delayed", self.prefix)
     }
 
     /// Jobs given up on.
     pub fn jobs_dead(&self) -> String {
-        format!("{}jobs:dead", self.prefix)
+        format!("{}jobs:{{{JOB_QUEUE_TAG}}}:dead", self.prefix)
     }
 
     /// Totals: retried, delivered.
     pub fn jobs_counters(&self) -> String {
-        format!("{}jobs:counters", self.prefix)
+        format!("{}jobs:{{{JOB_QUEUE_TAG}}}:counters", self.prefix)
     }
 
     /// Marks a job as done, so a redelivery is not done twice.
     pub fn job_done(&self, job_id: &str) -> String {
-        format!("{}jobs:done:{job_id}", self.prefix)
+        format!("{}jobs:{{{JOB_QUEUE_TAG}}}:done:{job_id}", self.prefix)
+    }
+
+    /// The queue's keys as releases before hash tags named them (no tag):
+    /// `[stream, delayed, dead, counters]`, moved to the tagged names at
+    /// start (`JobQueue::migrate_untagged`).
+    pub fn untagged_job_keys(&self) -> [String; 4] {
+        ["stream", "delayed", "dead", "counters"].map(|name| format!("{}jobs:{name}", self.prefix))
+    }
+
+    /// A SCAN `MATCH` pattern for the done markers of releases before hash
+    /// tags, and the prefix a marker's job id follows.
+    pub fn untagged_job_done_pattern(&self) -> (String, String) {
+        let prefix = format!("{}jobs:done:", self.prefix);
+        (format!("{}*", escape_glob(&prefix)), prefix)
     }
 
     /// A rate-limit counter: `tier` names the limit, `subject` whom it counts.
@@ -167,6 +193,40 @@ mod tests {
                 .starts_with(&keys.cache_namespace())
         );
         assert!(!keys.session(&sid).starts_with(&keys.cache_namespace()));
+        let lock = keys.user_lock(UserId(42));
+        assert_eq!(lock.lock, "app:lock:{user:42}");
+        assert_eq!(lock.fence, "app:lock:fence:{user:42}");
+        assert_eq!(keys.jobs_stream(), "app:jobs:{default}:stream");
+        assert_eq!(keys.job_done("j1"), "app:jobs:{default}:done:j1");
+    }
+
+    /// The part Redis Cluster hashes: what is inside the first `{...}`
+    /// with something in it, else the whole key.
+    fn hash_tag(key: &str) -> &str {
+        if let Some(open) = key.find('{')
+            && let Some(length) = key[open + 1..].find('}')
+            && length > 0
+        {
+            return &key[open + 1..open + 1 + length];
+        }
+        key
+    }
+
+    #[test]
+    fn keys_used_together_share_a_hash_tag() {
+        let keys = Keys::new("app:");
+        let lock = keys.user_lock(UserId(7));
+        assert_eq!(hash_tag(&lock.lock), hash_tag(&lock.fence));
+        let queue = [
+            keys.jobs_stream(),
+            keys.jobs_delayed(),
+            keys.jobs_dead(),
+            keys.jobs_counters(),
+            keys.job_done("abc"),
+        ];
+        assert!(queue.iter().all(|key| hash_tag(key) == JOB_QUEUE_TAG));
+        // Cache keys keep their form: no tag, so suffix eviction means the same.
+        assert_eq!(hash_tag(keys.user(UserId(7)).as_str()), "app:cache:user:7");
     }
 
     #[test]

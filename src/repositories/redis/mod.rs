@@ -14,13 +14,13 @@ mod sessions;
 mod tracking;
 
 pub use cache::{CacheStore, CachedEntry};
-pub use client::{RedisClient, RedisError};
+pub use client::{NodeAddress, RedisClient, RedisError};
 pub use jobs::{BlockingConnection, Delivery, JobQueue, QueueCounts};
 pub use keys::{CacheKey, Keys};
 pub use locks::{Acquisition, LockKeys, LockStore};
 pub use near_cache::{NearCache, NearCacheStats, Ticket};
 pub use rate_limits::{RateDecision, RateLimitStore};
 pub use reads::KeyReader;
-pub use scan::{KeyScanner, ScanPage};
+pub use scan::{KeyScanner, ScanCursor, ScanPage};
 pub use sessions::SessionStore;
 pub use tracking::{CLIENT_NAME as TRACKING_CLIENT_NAME, TrackingLink};

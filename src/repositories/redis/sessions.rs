@@ -51,6 +51,25 @@ impl SessionStore {
         if ids.is_empty() {
             return Ok(());
         }
+        if self.client.is_cluster() {
+            // One slot per session: the SETs go out together, each to its master.
+            let commands: Vec<redis::Cmd> = ids
+                .iter()
+                .map(|id| {
+                    let mut set = redis::cmd("SET");
+                    set.arg(self.keys.session(id))
+                        .arg(ENDED)
+                        .arg("EX")
+                        .arg(ttl.as_secs().max(1));
+                    set
+                })
+                .collect();
+            futures_util::future::try_join_all(
+                commands.iter().map(|set| self.client.query::<()>(set)),
+            )
+            .await?;
+            return Ok(());
+        }
         let mut pipeline = redis::pipe();
         for id in ids {
             pipeline
