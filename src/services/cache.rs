@@ -19,6 +19,10 @@ use crate::services::single_flight::SingleFlight;
 /// from, so a cache write of an older version can lose to a newer one, and
 /// the form it is stored in (the JSON of each way it is shown, with digests).
 pub trait Cacheable {
+    /// How many views `cached_form` holds (see `Representation::pair`). An
+    /// entry with another number, e.g. written by an earlier release, is
+    /// read as a miss and replaced.
+    const VIEWS: usize = 1;
     fn version(&self) -> i64;
     fn cached_form(&self) -> Result<Representation, serde_json::Error>;
 }
@@ -91,6 +95,14 @@ impl Representation {
         };
         Some(Self { body, digest })
     }
+}
+
+/// The version and representation an entry holds, if it holds one in
+/// `T`'s current form: not a tombstone, nor what an earlier release wrote.
+fn usable<T: Cacheable>(entry: CachedEntry) -> Option<(i64, Representation)> {
+    let (digest, body) = entry.value?;
+    (digest.len() == T::VIEWS * DIGEST_HEX_LENGTH)
+        .then_some((entry.version, Representation { body, digest }))
 }
 
 /// Hex digits of a digest.
@@ -266,13 +278,10 @@ impl CacheAside {
             // round trip), so whoever takes it just after another instance
             // filled finds the fill.
             let (lease, entry) = Lease::take(&self.store, key, redis_answered).await;
-            let filled = match entry {
-                Some(CachedEntry {
-                    version,
-                    value: Some((digest, body)),
-                }) => Some((version, Representation { body, digest })),
-                _ if !lease.ours => self.wait_for_fill(key).await,
-                _ => None,
+            let filled = match entry.and_then(usable::<T>) {
+                Some(filled) => Some(filled),
+                None if !lease.ours => self.wait_for_fill(key).await,
+                None => None,
             };
             if let Some(filled) = filled {
                 lease.release(&self.store);
@@ -305,15 +314,19 @@ impl CacheAside {
     }
 
     /// Polls for an entry another instance is filling, for a bounded time.
-    async fn wait_for_fill<T>(&self, key: &CacheKey<T>) -> Option<(i64, Representation)> {
+    async fn wait_for_fill<T: Cacheable>(
+        &self,
+        key: &CacheKey<T>,
+    ) -> Option<(i64, Representation)> {
         for _ in 0..FILL_POLLS {
             tokio::time::sleep(FILL_POLL_EVERY).await;
             match self.store.get(key.as_str()).await {
-                Ok(Some(CachedEntry {
-                    version,
-                    value: Some((digest, body)),
-                })) => return Some((version, Representation { body, digest })),
-                Ok(_) => {}
+                Ok(Some(entry)) => {
+                    if let Some(filled) = usable::<T>(entry) {
+                        return Some(filled);
+                    }
+                }
+                Ok(None) => {}
                 Err(_) => return None,
             }
         }
@@ -321,20 +334,29 @@ impl CacheAside {
     }
 
     /// Counts the read and says what it found.
-    fn lookup<T>(
+    fn lookup<T: Cacheable>(
         &self,
         key: &CacheKey<T>,
         cached: Result<Option<CachedEntry>, RedisError>,
     ) -> Lookup {
         let lookup = match cached {
-            Ok(Some(CachedEntry {
-                value: Some((digest, body)),
-                ..
-            })) => Lookup::Hit(digest, body),
-            // A tombstone (invalidated) or nothing: reload.
-            Ok(entry) => Lookup::Miss {
+            Ok(Some(entry)) => {
+                let version = entry.version;
+                match usable::<T>(entry) {
+                    Some((_, representation)) => {
+                        Lookup::Hit(representation.digest, representation.body)
+                    }
+                    // A tombstone (invalidated), or an entry of another
+                    // format (an earlier release's): reload.
+                    None => Lookup::Miss {
+                        redis_answered: true,
+                        at_least: version,
+                    },
+                }
+            }
+            Ok(None) => Lookup::Miss {
                 redis_answered: true,
-                at_least: entry.map_or(0, |tombstone| tombstone.version),
+                at_least: 0,
             },
             Err(error) => {
                 tracing::warn!(key = key.as_str(), error = %error, "cache read failed; reading the source");

@@ -24,6 +24,9 @@ use crate::repositories::sql::{Fenced, NewAuditEvent, UserChanges, UserFilter, U
 /// Cached as both views: what the user and admins see, and what anyone
 /// else sees (`PublicUser`), so either is served as stored.
 impl Cacheable for User {
+    /// The private `User` and the `PublicUser`, in one entry.
+    const VIEWS: usize = 2;
+
     fn version(&self) -> i64 {
         self.version
     }

@@ -67,6 +67,27 @@ on_both_databases! {
         assert_eq!(not_modified.status(), 304);
     }
 
+    async fn a_cache_entry_in_the_previous_release_s_format_is_read_as_a_miss_and_replaced(app) {
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let path = format!("/api/v1/users/{}", alice.id);
+        read(&app, &path, &alice.token).await;
+        let key = app.key(&format!("cache:user:{}", alice.id));
+        let mut redis = app.redis_connection().await;
+        let entry: String = redis::cmd("GET").arg(&key).query_async(&mut redis).await.unwrap();
+        let (version, rest) = entry.split_once(':').unwrap();
+        let private = rest.split_once(':').unwrap().1.split('\n').next().unwrap();
+        // One view and one 128-bit digest, as the release before the two
+        // views wrote it.
+        let old = format!("{version}:{}:{private}", "0".repeat(32));
+        let _: () = redis::cmd("SET").arg(&key).arg(&old).query_async(&mut redis).await.unwrap();
+        let (cache, _, public) = read(&app, &path, &bob.token).await;
+        assert_eq!(cache, "MISS");
+        assert_eq!(public.as_object().unwrap().len(), 3, "the public view, not the old entry: {public}");
+        let (cache, _, own) = read(&app, &path, &alice.token).await;
+        assert_eq!((cache.as_str(), &own["email"]), ("HIT", &json!("alice@example.com")));
+    }
+
     async fn an_admin_disables_an_account_which_ends_its_sessions_and_its_logins(app) {
         let alice = app.user("alice").await;
         let bob = app.user("bob").await;
