@@ -218,7 +218,7 @@ impl AccountService {
             .hash(password.expose(), Priority::SignIn)
             .await?;
         let now = OffsetDateTime::now_utc();
-        let (user, version) = self
+        let set = self
             .tokens
             .reset_password(
                 &token.hash(),
@@ -228,10 +228,10 @@ impl AccountService {
             )
             .await?
             .ok_or(AppError::InvalidToken)?;
-        self.sessions.end_all(user, None).await?;
+        self.sessions.end_in_redis(set.ended).await;
         // updated_at changed: cached copies are stale.
-        self.user_service.invalidate(user, version).await;
-        tracing::info!(user = %user, "password reset; sessions ended");
+        self.user_service.invalidate(set.user, set.version).await;
+        tracing::info!(user = %set.user, "password reset; sessions ended");
         Ok(())
     }
 }

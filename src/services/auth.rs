@@ -231,7 +231,7 @@ impl AuthService {
         };
         LoginResult {
             outcome: self
-                .verify_and_start_session(&login, credentials, &password, origin)
+                .verify_and_start_session(credentials, &password, origin)
                 .await,
             limit,
         }
@@ -269,7 +269,6 @@ impl AuthService {
 
     async fn verify_and_start_session(
         &self,
-        login: &str,
         credentials: Option<Credentials>,
         password: &SecretString,
         origin: &ClientInfo,
@@ -279,14 +278,11 @@ impl AuthService {
             .map(|found| found.password_hash.as_str());
         // Unknown users are verified against a dummy hash: same answer, same time.
         if !self.hasher.verify(password, hash).await? {
+            // The account, if there is one; never the name typed, which is
+            // sometimes a password typed in the wrong field.
             let account = credentials.as_ref().map(|found| found.id);
             self.audit
-                .record(audit::event(
-                    "auth.login_failed",
-                    None,
-                    account,
-                    json!({"login": login.trim().to_lowercase()}),
-                ))
+                .record(audit::event("auth.login_failed", None, account, json!({})))
                 .await;
             return Err(AppError::InvalidCredentials);
         }
@@ -436,14 +432,16 @@ impl AuthService {
             Some(principal.user),
             json!({}),
         );
-        let version = self
+        let set = self
             .users
             .set_password_hash(principal.user, &hash, now, &event)
             .await?
             .ok_or(AppError::Unauthorized)?;
-        self.sessions.end_all(principal.user, None).await?;
+        self.sessions.end_in_redis(set.ended).await;
         // updated_at changed: cached copies are stale.
-        self.user_service.invalidate(principal.user, version).await;
+        self.user_service
+            .invalidate(principal.user, set.version)
+            .await;
         tracing::info!("password changed; sessions ended");
         Ok(())
     }

@@ -327,10 +327,11 @@ impl SessionService {
         self.end(user, id, Some(event)).await.map(drop)
     }
 
-    /// Tombstones for sessions SQL has ended. SQL already refuses their
-    /// refresh tokens; their access tokens stop with the tombstone, which
-    /// is retried in the background if Redis fails now.
-    async fn end_in_redis(&self, ended: Vec<SessionId>) {
+    /// Tombstones for sessions SQL has ended (here, or in the transaction
+    /// of a password change). SQL already refuses their refresh tokens;
+    /// their access tokens stop with the tombstone, which is retried in the
+    /// background if Redis fails now.
+    pub async fn end_in_redis(&self, ended: Vec<SessionId>) {
         if ended.is_empty() {
             return;
         }

@@ -471,10 +471,6 @@ async fn an_admin_filters_the_audit_log_by_user_and_action() {
         rows.contains("auth.login_failed") && !rows.contains("user.registered"),
         "{rows}"
     );
-    assert!(
-        rows.contains(r#""login":"alice""#),
-        "the details show which login was tried: {rows}"
-    );
 
     page.find("#audit-action").await.clear().await.unwrap();
     page.type_into("#audit-action", "user.deleted").await;

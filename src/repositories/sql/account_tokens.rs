@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::audit::record_in;
-use super::{NewAuditEvent, SqlError};
+use super::sessions::{END_ALL, session_ids};
+use super::{NewAuditEvent, PasswordSet, SqlError};
 use crate::domain::{TokenPurpose, UserId};
 
 /// Whom a token is minted for.
@@ -62,16 +63,16 @@ pub trait AccountTokenRepository: Send + Sync {
     ) -> Result<Option<(UserId, i64)>, SqlError>;
 
     /// Spends a live reset token and sets the password hash of its account
-    /// (still enabled, still at the address mailed); returns the user and
-    /// its new row version.
-    /// `event` is recorded with it, with the user as subject and actor.
+    /// (still enabled, still at the address mailed), ending every session
+    /// of the user; `event` is recorded with it, with the user as subject
+    /// and actor.
     async fn reset_password(
         &self,
         token_hash: &str,
         password_hash: &str,
         now: OffsetDateTime,
         event: &NewAuditEvent,
-    ) -> Result<Option<(UserId, i64)>, SqlError>;
+    ) -> Result<Option<PasswordSet>, SqlError>;
 
     /// Deletes tokens that expired before `before_ms`.
     async fn prune(&self, before_ms: i64) -> Result<u64, SqlError>;
@@ -218,7 +219,7 @@ macro_rules! sql_account_token_repository {
                 password_hash: &str,
                 now: OffsetDateTime,
                 event: &NewAuditEvent,
-            ) -> Result<Option<(UserId, i64)>, SqlError> {
+            ) -> Result<Option<PasswordSet>, SqlError> {
                 let mut transaction = self.pool.begin().await?;
                 let spent: Option<(i64, String)> = sqlx::query_as(SPEND)
                     .bind(token_hash)
@@ -242,9 +243,18 @@ macro_rules! sql_account_token_repository {
                 let Some(version) = version else {
                     return Ok(None);
                 };
+                let ended: Vec<String> = sqlx::query_scalar(END_ALL)
+                    .bind(user)
+                    .bind(millis(now))
+                    .fetch_all(&mut *transaction)
+                    .await?;
                 record_in!(&mut *transaction, &event.by_and_about(UserId(user)))?;
                 transaction.commit().await?;
-                Ok(Some((UserId(user), version)))
+                Ok(Some(PasswordSet {
+                    user: UserId(user),
+                    version,
+                    ended: session_ids(ended),
+                }))
             }
 
             async fn prune(&self, before_ms: i64) -> Result<u64, SqlError> {

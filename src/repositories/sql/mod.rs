@@ -11,7 +11,7 @@ mod users;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::domain::{Job, Role, User, UserId};
+use crate::domain::{Job, Role, SessionId, User, UserId};
 
 pub use account_tokens::{AccountTokenRepository, NewToken, TokenOwner, TokenRecipient};
 pub use audit::{AuditEvent, AuditFilter, AuditRepository, NewAuditEvent};
@@ -118,6 +118,16 @@ pub struct Credentials {
     pub disabled: bool,
 }
 
+/// What a password change or reset committed.
+#[derive(Debug)]
+pub struct PasswordSet {
+    pub user: UserId,
+    /// The user row's new version (cached copies older than it are stale).
+    pub version: i64,
+    /// The sessions it ended, to be ended in Redis too.
+    pub ended: Vec<SessionId>,
+}
+
 #[async_trait]
 pub trait UserRepository: Send + Sync {
     /// Inserts the user and, in the same transaction, the job it causes and
@@ -143,15 +153,15 @@ pub trait UserRepository: Send + Sync {
         fence: i64,
         event: &NewAuditEvent,
     ) -> Result<Fenced<User>, SqlError>;
-    /// Replaces the password hash and returns the new row version; `None`
-    /// when there is no such user. Records `event` with it.
+    /// Replaces the password hash and ends every session of the user, in one
+    /// transaction with `event`; `None` when there is no such user.
     async fn set_password_hash(
         &self,
         id: UserId,
         password_hash: &str,
         now: OffsetDateTime,
         event: &NewAuditEvent,
-    ) -> Result<Option<i64>, SqlError>;
+    ) -> Result<Option<PasswordSet>, SqlError>;
     /// Deletes the user, recording `event`; false when there was none.
     async fn delete(&self, id: UserId, event: &NewAuditEvent) -> Result<bool, SqlError>;
     /// Users with an id above `after` that pass `filter`, in id order.

@@ -8,6 +8,16 @@ use super::audit::record_in;
 use super::{NewAuditEvent, SqlError};
 use crate::domain::{Role, SessionId, UserId};
 
+/// Ends every live session of user `$1` at `$2` (ms) and names them; run
+/// inside the transaction of a change that must end them (a new password),
+/// so that the change never commits with the old sessions still alive.
+pub(super) const END_ALL: &str =
+    "UPDATE sessions SET ended_at_ms = $2 WHERE user_id = $1 AND ended_at_ms IS NULL RETURNING id";
+
+pub(super) fn session_ids(ids: Vec<String>) -> Vec<SessionId> {
+    ids.into_iter().map(SessionId::from_stored).collect()
+}
+
 pub struct NewSession<'a> {
     pub id: &'a SessionId,
     pub user: UserId,
@@ -290,10 +300,7 @@ macro_rules! sql_session_repository {
                 event: Option<&NewAuditEvent>,
             ) -> Result<Vec<SessionId>, SqlError> {
                 let mut transaction = self.pool.begin().await?;
-                let ended: Vec<String> = sqlx::query_scalar(
-                    "UPDATE sessions SET ended_at_ms = $2 \
-                     WHERE user_id = $1 AND ended_at_ms IS NULL RETURNING id",
-                )
+                let ended: Vec<String> = sqlx::query_scalar(END_ALL)
                 .bind(user.0)
                 .bind(now_ms)
                 .fetch_all(&mut *transaction)
@@ -302,7 +309,7 @@ macro_rules! sql_session_repository {
                     record_in!(&mut *transaction, event)?;
                 }
                 transaction.commit().await?;
-                Ok(ended.into_iter().map(SessionId::from_stored).collect())
+                Ok(session_ids(ended))
             }
 
             async fn list_live(

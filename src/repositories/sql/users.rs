@@ -6,11 +6,13 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::account_tokens::millis;
 use super::audit::record_in;
 use super::outbox::{INSERT_JOB, encode_job};
+use super::sessions::{END_ALL, session_ids};
 use super::{
-    Credentials, Fenced, LoginName, NewAuditEvent, NewUser, SqlError, UserChanges, UserFilter,
-    UserRepository,
+    Credentials, Fenced, LoginName, NewAuditEvent, NewUser, PasswordSet, SqlError, UserChanges,
+    UserFilter, UserRepository,
 };
 use crate::domain::{Job, Role, User, UserId};
 
@@ -262,7 +264,7 @@ macro_rules! sql_user_repository {
                 password_hash: &str,
                 now: OffsetDateTime,
                 event: &NewAuditEvent,
-            ) -> Result<Option<i64>, SqlError> {
+            ) -> Result<Option<PasswordSet>, SqlError> {
                 let mut transaction = self.pool.begin().await?;
                 let version: Option<i64> = sqlx::query_scalar(
                     "UPDATE users SET password_hash = $2, version = version + 1, updated_at = $3 \
@@ -273,11 +275,21 @@ macro_rules! sql_user_repository {
                 .bind(now)
                 .fetch_optional(&mut *transaction)
                 .await?;
-                if version.is_some() {
-                    record_in!(&mut *transaction, event)?;
-                    transaction.commit().await?;
-                }
-                Ok(version)
+                let Some(version) = version else {
+                    return Ok(None);
+                };
+                let ended: Vec<String> = sqlx::query_scalar(END_ALL)
+                    .bind(id.0)
+                    .bind(millis(now))
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                record_in!(&mut *transaction, event)?;
+                transaction.commit().await?;
+                Ok(Some(PasswordSet {
+                    user: id,
+                    version,
+                    ended: session_ids(ended),
+                }))
             }
 
             async fn delete(&self, id: UserId, event: &NewAuditEvent) -> Result<bool, SqlError> {
