@@ -147,9 +147,10 @@ impl AccountService {
     }
 
     /// Queues a reset mail for whichever account has this address. The
-    /// request does the same work whether one has it or not (one outbox
-    /// row; the worker finds out), so neither the answer nor its time
-    /// tells whether the address is known.
+    /// request does the same work whether one has it or not (the same
+    /// look-up, and one transaction writing the outbox row and the audit
+    /// event; the worker decides whether a mail goes out), so neither the
+    /// answer nor its time tells whether the address is known.
     #[tracing::instrument(skip_all)]
     pub async fn forgot_password(
         &self,

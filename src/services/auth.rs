@@ -1,4 +1,5 @@
-//! Accounts and single-login sessions.
+//! Accounts and their sessions: single login by default, several (up to
+//! `auth.max_sessions`) with `auth.single_session = false`.
 
 use std::sync::Arc;
 
