@@ -21,6 +21,11 @@ use crate::error::AppError;
 use crate::repositories::redis::SessionStore;
 use crate::repositories::sql::{NewAuditEvent, NewSession, SessionRecord, SessionRepository};
 
+/// The most rotations `precedes` walks back: a month and more of refreshes
+/// at the default access-token lifetime (15 minutes), for a few
+/// milliseconds of HMACs when a forged token names a live session.
+const MAX_ROTATIONS_WALKED: u32 = 4096;
+
 /// The caller of an authenticated request: a valid token whose session was
 /// found live. Only this module makes one, so no handler can skip the check.
 // A private field, not `#[non_exhaustive]`: that would still let every
@@ -196,6 +201,11 @@ impl SessionService {
             Some(user),
             json!({"session": id.as_str()}),
         );
+        // Redis first: with Redis down the login is 503 before SQL ends the
+        // user's other sessions or records a login. Should SQL fail next,
+        // the live entry names a session nobody holds a token of, and
+        // expires.
+        self.store.activate(&id, user, self.mirror_ttl()).await?;
         let Some(ended) = self
             .repository
             .start(session, password_hash, keep_others, &event)
@@ -204,13 +214,8 @@ impl SessionService {
             return Ok(None);
         };
         self.end_in_redis(ended).await;
-        let tokens = self.issue(user, role, &id, refresh, expires_at_ms, now)?;
-        if let Err(error) = self.store.activate(&id, user, self.mirror_ttl()).await {
-            // Nobody will ever hold this session's tokens: end it in SQL too.
-            self.repository.end(&id, user, now_ms(now), None).await?;
-            return Err(error.into());
-        }
-        Ok(Some(tokens))
+        self.issue(user, role, &id, refresh, expires_at_ms, now)
+            .map(Some)
     }
 
     /// A new pair for the session `presented` belongs to (see the module
@@ -233,12 +238,20 @@ impl SessionService {
             }
             let current = state.refresh_hash == presented_hash;
             if !current {
-                if state.previous_refresh_hash.as_deref() != Some(presented_hash.as_str()) {
-                    return Err(AppError::Unauthorized);
-                }
                 let spent_ms = state.previous_spent_at_ms.unwrap_or(0);
                 let grace_ms = self.settings.reuse_grace.as_millis() as i64;
-                if now_ms(now) > spent_ms + grace_ms {
+                let after_grace = now_ms(now) > spent_ms + grace_ms;
+                let Some(previous) = state.previous_refresh_hash.as_deref() else {
+                    return Err(AppError::Unauthorized);
+                };
+                if previous != presented_hash {
+                    // Spent before the previous one was: as stolen as it.
+                    if after_grace && self.precedes(presented, previous)? {
+                        self.end_after_reuse(id, state.user).await?;
+                    }
+                    return Err(AppError::Unauthorized);
+                }
+                if after_grace {
                     self.end_after_reuse(id, state.user).await?;
                     return Err(AppError::Unauthorized);
                 }
@@ -314,6 +327,19 @@ impl SessionService {
         let ended = self.repository.end_all(user, now, event.as_ref()).await?;
         self.end_in_redis(ended).await;
         Ok(())
+    }
+
+    /// Whether `presented` is an earlier token of its session than the one
+    /// hashed `later`: one its successors reach within the walk's bound.
+    fn precedes(&self, presented: &RefreshToken, later: &str) -> Result<bool, AppError> {
+        let mut token = self.secrets.next(presented).map_err(AppError::Internal)?;
+        for _ in 0..MAX_ROTATIONS_WALKED {
+            if RefreshSecrets::hash(&token) == later {
+                return Ok(true);
+            }
+            token = self.secrets.next(&token).map_err(AppError::Internal)?;
+        }
+        Ok(false)
     }
 
     async fn end_after_reuse(&self, id: &SessionId, user: UserId) -> Result<(), AppError> {

@@ -151,8 +151,9 @@ async fn refresh(app: &TestApp, refresh_token: &str) -> reqwest::Response {
     .await
 }
 
-/// While Redis is down a refresh answers 503 and spends nothing: the same
-/// token works once Redis is back, even after the reuse grace has passed.
+/// While Redis is down a refresh answers 503 and spends nothing, and a
+/// login ends no session: the same token works once Redis is back, even
+/// after the reuse grace has passed.
 async fn a_refresh_during_a_redis_outage_is_503_and_loses_no_session(backend: Backend) {
     let redis = RedisServer::start();
     let app = spawn_app_with(backend, |settings| {
@@ -172,6 +173,10 @@ async fn a_refresh_during_a_redis_outage_is_503_and_loses_no_session(backend: Ba
             started.elapsed()
         );
     }
+    // Nor does a login end her other session while Redis cannot record
+    // the new one (single login).
+    let login = app.login("alice", PASSWORD).await;
+    assert_eq!(login.status(), 503);
     redis.resume();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let deadline = Instant::now() + Duration::from_secs(5);

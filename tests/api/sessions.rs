@@ -346,6 +346,18 @@ mod short_grace {
             assert_eq!(me_status(&app, &alice.token).await, 401);
             assert_eq!(refresh(&app, &next).await.status(), 401);
         }
+
+        async fn a_token_spent_several_rotations_ago_ends_the_whole_session_too(app) {
+            let alice = app.user("alice").await;
+            let (_, second) = refreshed(&app, &alice.refresh).await;
+            let (_, third) = refreshed(&app, &second).await;
+            let (access, fourth) = refreshed(&app, &third).await;
+            tokio::time::sleep(Duration::from_millis(2100)).await;
+            let (status, error) = error_code(refresh(&app, &alice.refresh).await).await;
+            assert_eq!((status, error["code"].as_str()), (401, Some("unauthorized")));
+            assert_eq!(me_status(&app, &access).await, 401, "the session ended");
+            assert_eq!(refresh(&app, &fourth).await.status(), 401);
+        }
     }
 }
 
