@@ -36,9 +36,14 @@ impl Cacheable for User {
     }
 }
 
-/// The audit event of an update: `user.disabled` or `user.enabled` when
-/// that is the change, else `user.updated` naming the fields that change.
-fn change_event(actor: Option<UserId>, current: &User, changes: &UserChanges<'_>) -> NewAuditEvent {
+/// The audit events of an update: `user.updated` naming the fields that
+/// change, and `user.disabled` or `user.enabled` when the state changes
+/// (so that filtering by either finds it).
+fn change_events(
+    actor: Option<UserId>,
+    current: &User,
+    changes: &UserChanges<'_>,
+) -> Vec<NewAuditEvent> {
     let mut fields = Vec::new();
     if changes
         .username
@@ -52,19 +57,28 @@ fn change_event(actor: Option<UserId>, current: &User, changes: &UserChanges<'_>
     if changes.role.is_some_and(|role| role != current.role) {
         fields.push("role");
     }
-    let state = changes
-        .disabled
-        .filter(|disabled| *disabled != current.disabled);
-    let action = match (state, fields.is_empty()) {
-        (Some(true), true) => "user.disabled",
-        (Some(false), true) => "user.enabled",
-        (Some(_), false) => {
-            fields.push("disabled");
-            "user.updated"
+    let mut events = Vec::new();
+    if !fields.is_empty() {
+        let details = json!({ "fields": fields });
+        events.push(audit::event(
+            "user.updated",
+            actor,
+            Some(current.id),
+            details,
+        ));
+    }
+    match changes.disabled {
+        Some(disabled) if disabled != current.disabled => {
+            let action = if disabled {
+                "user.disabled"
+            } else {
+                "user.enabled"
+            };
+            events.push(audit::event(action, actor, Some(current.id), json!({})));
         }
-        (None, _) => "user.updated",
-    };
-    audit::event(action, actor, Some(current.id), json!({"fields": fields}))
+        _ => {}
+    }
+    events
 }
 
 /// Which view of a cached user `caller` may see.
@@ -297,14 +311,17 @@ impl UserService {
                     if unchanged {
                         return Ok(current);
                     }
-                    let event = change_event(actor, &current, &changes);
+                    let events = change_events(actor, &current, &changes);
                     let now = OffsetDateTime::now_utc();
                     let mails = address_change_mails(&current, changes.email, now);
                     let changes = UserChanges {
                         jobs: &mails,
                         ..changes
                     };
-                    let updated = match self.users.update(id, changes, now, fence.0, &event).await?
+                    let updated = match self
+                        .users
+                        .update(id, changes, now, fence.0, &events)
+                        .await?
                     {
                         Fenced::Applied(user) => user,
                         Fenced::Missing => return Err(AppError::NotFound("user")),

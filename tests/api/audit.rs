@@ -86,6 +86,19 @@ on_both_databases! {
         assert_eq!(items[1]["ip"], "127.0.0.1");
     }
 
+    async fn disabling_with_another_change_records_both(app) {
+        let root = app.admin("root").await;
+        let alice = app.user("alice").await;
+        let path = format!("/api/v1/users/{}", alice.id);
+        let change = json!({"role": "admin", "disabled": true});
+        assert_eq!(app.put(&path, &root.token, change).await.status(), 200);
+        let page = events(&app, &root.token, &format!("subject_id={}", alice.id)).await;
+        assert_eq!(actions(&page)[..2], ["user.disabled", "user.updated"]);
+        assert_eq!(page["items"][1]["details"], json!({"fields": ["role"]}));
+        let disabled = events(&app, &root.token, "action=user.disabled").await;
+        assert_eq!(disabled["items"][0]["subject_id"], alice.id);
+    }
+
     async fn a_change_that_fails_leaves_no_event(app) {
         let root = app.admin("root").await;
         let alice = app.user("alice").await;

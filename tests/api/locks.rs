@@ -79,7 +79,7 @@ on_both_databases! {
         let slow = locks.run_exclusive(keys.user_lock(id), AppError::UpdateInProgress, async |fence| {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let changes = UserChanges { username: Some("from-the-paused-holder"), ..Default::default() };
-            match users.update(id, changes, time::OffsetDateTime::now_utc(), fence.0, &event(id)).await.unwrap() {
+            match users.update(id, changes, time::OffsetDateTime::now_utc(), fence.0, &[event(id)]).await.unwrap() {
                 Fenced::Stale => Err::<(), _>(AppError::UpdateInProgress(Duration::ZERO)),
                 other => panic!("the late write went through: {other:?}"),
             }
@@ -88,7 +88,7 @@ on_both_databases! {
             tokio::time::sleep(Duration::from_millis(300)).await;
             locks.run_exclusive(keys.user_lock(id), AppError::UpdateInProgress, async |fence| {
                 let changes = UserChanges { username: Some("from-the-next-holder"), ..Default::default() };
-                Ok(users.update(id, changes, time::OffsetDateTime::now_utc(), fence.0, &event(id)).await.unwrap())
+                Ok(users.update(id, changes, time::OffsetDateTime::now_utc(), fence.0, &[event(id)]).await.unwrap())
             })
             .await
         };

@@ -143,7 +143,7 @@ pub trait UserRepository: Send + Sync {
     -> Result<Option<Credentials>, SqlError>;
     async fn find_credentials_by_id(&self, id: UserId) -> Result<Option<Credentials>, SqlError>;
     /// Applies the changes and raises the version, if `fence` is newer than
-    /// the fencing token of the last such write; records `event` with it.
+    /// the fencing token of the last such write; records `events` with it.
     /// A changed e-mail address is unverified.
     async fn update(
         &self,
@@ -151,7 +151,7 @@ pub trait UserRepository: Send + Sync {
         changes: UserChanges<'_>,
         now: OffsetDateTime,
         fence: i64,
-        event: &NewAuditEvent,
+        events: &[NewAuditEvent],
     ) -> Result<Fenced<User>, SqlError>;
     /// Replaces the password hash and ends every session of the user, in one
     /// transaction with `event`; `None` when there is no such user.

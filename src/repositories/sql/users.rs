@@ -210,7 +210,7 @@ macro_rules! sql_user_repository {
                 changes: UserChanges<'_>,
                 now: OffsetDateTime,
                 fence: i64,
-                event: &NewAuditEvent,
+                events: &[NewAuditEvent],
             ) -> Result<Fenced<User>, SqlError> {
                 // A new address is unverified until its link is followed.
                 let sql = concat!(
@@ -245,7 +245,9 @@ macro_rules! sql_user_repository {
                             .execute(&mut *transaction)
                             .await?;
                     }
-                    record_in!(&mut *transaction, event)?;
+                    for event in events {
+                        record_in!(&mut *transaction, event)?;
+                    }
                     transaction.commit().await?;
                     return Ok(Fenced::Applied(row.try_into()?));
                 }
