@@ -37,13 +37,32 @@ pub struct AuditEventResponse {
     #[schema(value_type = String, format = DateTime)]
     at: time::OffsetDateTime,
     action: String,
+    /// Who did it; null when nobody was signed in.
+    #[schema(required = true)]
     actor_id: Option<i64>,
+    /// Whose account it is about; null when no account is (e.g. a reset
+    /// requested for an unknown address).
+    #[schema(required = true)]
     subject_id: Option<i64>,
+    #[schema(required = true)]
     ip: Option<String>,
+    #[schema(required = true)]
     request_id: Option<String>,
-    /// What the event is about, e.g. `{"fields": ["email"]}`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = details_schema)]
     details: serde_json::Value,
+}
+
+/// An object of any fields, typed so in clients (a bare `object` reads as
+/// one with no fields).
+fn details_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+        .description(Some(
+            r#"What the event is about, e.g. `{"fields": ["email"]}`."#,
+        ))
+        .build()
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -56,7 +75,9 @@ impl From<AuditEvent> for AuditEventResponse {
             subject_id: event.subject.map(|id| id.0),
             ip: event.ip,
             request_id: event.request_id,
-            details: serde_json::from_str(&event.details).unwrap_or_default(),
+            // Always an object, as documented, even for a row it cannot read.
+            details: serde_json::from_str(&event.details)
+                .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
         }
     }
 }
@@ -65,6 +86,7 @@ impl From<AuditEvent> for AuditEventResponse {
 pub struct AuditPageResponse {
     items: Vec<AuditEventResponse>,
     /// Pass as `before_id` for the next page; null on the last page.
+    #[schema(required = true)]
     next_before_id: Option<i64>,
 }
 

@@ -163,6 +163,7 @@ pub async fn register(
     responses(
         (status = 200, description = "A token pair", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: wrong username or password (the same answer for both)", body = ErrorResponse),
+        (status = 403, description = "After a correct password only: `account_disabled` (an admin disabled the account), or `email_not_verified` (with `auth.require_verified_email`, until the address is verified)", body = ErrorResponse),
         (status = 422, description = "`validation_failed`", body = ErrorResponse),
         (status = 503, description = "`unavailable`: sessions cannot be stored", body = ErrorResponse),
     ))]

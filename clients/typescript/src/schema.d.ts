@@ -555,18 +555,27 @@ export interface components {
         /** @description One recorded event. Never holds a password or a token. */
         AuditEventResponse: {
             action: string;
-            /** Format: int64 */
-            actor_id?: number | null;
+            /**
+             * Format: int64
+             * @description Who did it; null when nobody was signed in.
+             */
+            actor_id: number | null;
             /** Format: date-time */
             at: string;
             /** @description What the event is about, e.g. `{"fields": ["email"]}`. */
-            details: Record<string, never>;
+            details: {
+                [key: string]: unknown;
+            };
             /** Format: int64 */
             id: number;
-            ip?: string | null;
-            request_id?: string | null;
-            /** Format: int64 */
-            subject_id?: number | null;
+            ip: string | null;
+            request_id: string | null;
+            /**
+             * Format: int64
+             * @description Whose account it is about; null when no account is (e.g. a reset
+             *     requested for an unknown address).
+             */
+            subject_id: number | null;
         };
         AuditPageResponse: {
             items: components["schemas"]["AuditEventResponse"][];
@@ -574,7 +583,7 @@ export interface components {
              * Format: int64
              * @description Pass as `before_id` for the next page; null on the last page.
              */
-            next_before_id?: number | null;
+            next_before_id: number | null;
         };
         /**
          * @example {
@@ -1572,6 +1581,19 @@ export interface operations {
                     "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
                     "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description After a correct password only: `account_disabled` (an admin disabled the account), or `email_not_verified` (with `auth.require_verified_email`, until the address is verified) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
