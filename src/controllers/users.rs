@@ -17,18 +17,21 @@ enum UserView {
     PublicUser(PublicUser),
 }
 
-/// `If-Match`: `*`, or the ETags (quoted; weak ones compared by value).
+/// `If-Match`: `*`, or the ETags (quoted). The comparison is strong (RFC
+/// 9110): a weak tag matches nothing, so a header of weak tags alone fails.
 fn if_match(request: &HttpRequest) -> Option<IfMatch> {
     let mut tags = Vec::new();
     let mut present = false;
     for value in request.headers().get_all(header::IF_MATCH) {
         present = true;
         for candidate in value.to_str().unwrap_or("").split(',') {
-            let candidate = candidate.trim().trim_start_matches("W/");
+            let candidate = candidate.trim();
             if candidate == "*" {
                 return Some(IfMatch::Any);
             }
-            tags.push(candidate.trim_matches('"').to_string());
+            if !candidate.starts_with("W/") {
+                tags.push(candidate.trim_matches('"').to_string());
+            }
         }
     }
     present.then_some(IfMatch::Tags(tags))

@@ -144,6 +144,8 @@ on_both_databases! {
         let put = |body: Value, if_match: String| {
             app.client.put(app.url(&path)).bearer_auth(&alice.token).header("if-match", if_match).json(&body).send()
         };
+        let weak = put(json!({"username": "alicia"}), format!("W/{etag}")).await.unwrap();
+        assert_eq!(weak.status(), 412, "If-Match compares strongly: a weak tag never matches");
         let first = put(json!({"username": "alicia"}), etag.clone()).await.unwrap();
         assert_eq!(first.status(), 200);
         let (status, error) = error_code(put(json!({"username": "ally"}), etag.clone()).await.unwrap()).await;

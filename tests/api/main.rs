@@ -37,4 +37,5 @@ mod redis_server;
 mod sessions;
 mod tls;
 mod upgrade;
+mod upgrade_accounts;
 mod users;
