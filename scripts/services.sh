@@ -177,7 +177,7 @@ start_redis_cluster() {
         mkdir -p "$started_cluster_dir/$port"
         redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
             --cluster-config-file "$started_cluster_dir/$port/nodes.conf" \
-            --cluster-node-timeout 1000 --save "" --appendonly no \
+            --cluster-node-timeout 1000 --save "" --appendonly no --repl-diskless-sync-delay 0 \
             --dir "$started_cluster_dir/$port" --logfile "$started_cluster_dir/$port/redis.log" \
             </dev/null >/dev/null 2>&1 &
         started_cluster_pids+=($!)

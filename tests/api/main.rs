@@ -32,6 +32,7 @@ mod operator;
 mod password_reset;
 mod process;
 mod rate_limits;
+mod redis_cluster;
 mod redis_outage;
 mod redis_server;
 mod sessions;

@@ -57,7 +57,7 @@ pub struct RedisClient {
 
 /// The cluster side of a client.
 pub(super) struct Cluster {
-    pub(super) connection: ClusterConnection,
+    connection: ClusterConnection,
 }
 
 /// A master of the cluster, as `CLUSTER SLOTS` names it.
@@ -248,15 +248,15 @@ impl RedisClient {
         self.cluster.is_some()
     }
 
-    pub(super) fn cluster(&self) -> Option<&Cluster> {
-        self.cluster.as_deref()
+    pub(super) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// Runs `operation` on the cluster connection, within the operation
     /// timeout.
     async fn on_cluster<T>(
         &self,
-        cluster: &Cluster,
+        cluster: &Arc<Cluster>,
         operation: impl AsyncFnOnce(ClusterConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisError> {
         tokio::time::timeout(
