@@ -105,9 +105,10 @@ pub async fn evict_cache(
     prefix: Option<String>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let selector = Selector::parse(EvictionRequest { suffix, prefix }).map_err(explain)?;
+    let request = EvictionRequest { suffix, prefix };
     let state = services(settings).await?;
     if dry_run {
+        let selector = Selector::parse(request).map_err(explain)?;
         let preview = state
             .cache_admin
             .preview(&selector, 0)
@@ -115,7 +116,11 @@ pub async fn evict_cache(
             .map_err(explain)?;
         print_line(&format!("would delete {} keys", preview.count));
     } else {
-        let deleted = state.cache_admin.evict(&selector).await.map_err(explain)?;
+        let deleted = state
+            .cache_admin
+            .evict_from_shell(request)
+            .await
+            .map_err(explain)?;
         print_line(&format!("deleted {deleted} keys"));
     }
     Ok(())

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::audit::{self, AuditService};
 use super::auth::Principal;
 use super::cache::CacheCounters;
+use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
 use crate::repositories::redis::{KeyScanner, Keys, NearCache, ScanCursor};
 
@@ -216,18 +217,32 @@ impl CacheAdminService {
         request: EvictionRequest,
     ) -> Result<u64, AppError> {
         actor.require_admin()?;
-        let details = json!({"suffix": request.suffix, "prefix": request.prefix});
-        let deleted = self.evict(&Selector::parse(request)?).await?;
-        if let Some(audit) = &self.audit {
-            let mut details = details;
-            details["deleted"] = json!(deleted);
-            let event = audit::event("admin.cache_evicted", Some(actor.user), None, details);
-            audit.record(event).await;
-        }
+        let deleted = self.evict_recorded(Some(actor.user), request).await?;
         match deleted {
             0 => Err(AppError::NotFound("matching cache key")),
             deleted => Ok(deleted),
         }
+    }
+
+    /// The shell's eviction (`user-api cache evict`): recorded like the
+    /// API's, with no actor.
+    pub async fn evict_from_shell(&self, request: EvictionRequest) -> Result<u64, AppError> {
+        self.evict_recorded(None, request).await
+    }
+
+    async fn evict_recorded(
+        &self,
+        actor: Option<UserId>,
+        request: EvictionRequest,
+    ) -> Result<u64, AppError> {
+        let mut details = json!({"suffix": request.suffix, "prefix": request.prefix});
+        let deleted = self.evict(&Selector::parse(request)?).await?;
+        if let Some(audit) = &self.audit {
+            details["deleted"] = json!(deleted);
+            let event = audit::event("admin.cache_evicted", actor, None, details);
+            audit.record(event).await;
+        }
+        Ok(deleted)
     }
 
     /// The HTTP preview: admins only; the same selector rules as

@@ -165,6 +165,14 @@ on_both_databases! {
         assert_eq!(run(&["--prefix", "user:"]), (true, "deleted 1 keys".into()));
         assert!(!run(&["--prefix", ""]).0, "an empty value is refused");
         assert_eq!(app.get("/api/v1/users/me", &admin.token).await.status(), 200);
+        let audit: serde_json::Value = app
+            .get("/api/v1/admin/audit?action=admin.cache_evicted", &admin.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let recorded: Vec<_> = audit["items"].as_array().unwrap().iter().map(|event| (event["details"]["deleted"].clone(), event["actor_id"].clone())).collect();
+        assert_eq!(recorded, [(1.into(), serde_json::Value::Null), (1.into(), serde_json::Value::Null)], "each shell eviction is recorded, with no actor; the dry run is not");
     }
 }
 
