@@ -69,6 +69,7 @@ lines = [
     row("bound of this machine: the same actix-web program answering a constant body, no Redis (wrk and the kernel's share)", "constant"),
     row("(a) GET /users/{id}, cache hits, bearer token, rate limiter on", "a"),
     row("(a) the same, rate limiter off", "a_no_limiter"),
+    row("(a) the same (rate limiter on) on a Redis Cluster: 3 masters and 3 replicas, on the same cores", "a_cluster"),
     row("(b) GET /users/{id}, cache flushed first, SQLite (5 s)", "b_sqlite",
         f"{b_sqlite} misses of {rows['b_sqlite']['requests']}"),
     row("(b) the same on PostgreSQL (5 s)", "b_postgres",
@@ -99,7 +100,8 @@ lines = [
     "",
     f"(e) Peak RSS (VmHWM) after the SQLite workloads: {value('rss_sqlite', 'rss_kib') / 1024:.1f} MiB; "
     f"PostgreSQL: {value('rss_postgres', 'rss_kib') / 1024:.1f} MiB; "
-    f"near cache on: {value('rss_near', 'rss_kib') / 1024:.1f} MiB. "
+    f"near cache on: {value('rss_near', 'rss_kib') / 1024:.1f} MiB; "
+    f"Redis Cluster: {value('rss_cluster', 'rss_kib') / 1024:.1f} MiB. "
     f"Start to ready (`/health/ready` 200, migrations included): "
     f"{', '.join(f'{ms} ms' for ms in ready)} (each start of the run).",
 ]
