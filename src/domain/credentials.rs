@@ -5,10 +5,17 @@ use secrecy::{ExposeSecret, SecretString};
 pub struct Username(String);
 
 impl Username {
+    pub const MIN_LENGTH: usize = 3;
+    pub const MAX_LENGTH: usize = 32;
+
     pub fn parse(value: &str) -> Result<Self, String> {
         let length = value.chars().count();
-        if !(3..=32).contains(&length) {
-            return Err("must be 3 to 32 characters long".into());
+        if !(Self::MIN_LENGTH..=Self::MAX_LENGTH).contains(&length) {
+            return Err(format!(
+                "must be {} to {} characters long",
+                Self::MIN_LENGTH,
+                Self::MAX_LENGTH
+            ));
         }
         if !value
             .chars()
@@ -31,13 +38,15 @@ impl Username {
 pub struct Email(String);
 
 impl Email {
+    pub const MAX_LENGTH: usize = 254;
+
     pub fn parse(value: &str) -> Result<Self, String> {
         const INVALID: &str = "is not a valid e-mail address";
-        const TOO_LONG: &str = "must be at most 254 characters long";
+        let too_long = || format!("must be at most {} characters long", Self::MAX_LENGTH);
         // Checked again once the domain is in its ASCII form; this only
         // spares IDNA from long input.
         if value.len() > 1024 {
-            return Err(TOO_LONG.into());
+            return Err(too_long());
         }
         let value = value.trim().to_lowercase();
         let Some((local, domain)) = value.rsplit_once('@') else {
@@ -64,8 +73,8 @@ impl Email {
             return Err(INVALID.into());
         }
         let address = format!("{local}@{domain}");
-        if address.len() > 254 {
-            return Err(TOO_LONG.into());
+        if address.len() > Self::MAX_LENGTH {
+            return Err(too_long());
         }
         Ok(Self(address))
     }
@@ -80,10 +89,17 @@ impl Email {
 pub struct Password(SecretString);
 
 impl Password {
+    pub const MIN_LENGTH: usize = 8;
+    pub const MAX_LENGTH: usize = 128;
+
     pub fn parse(value: SecretString) -> Result<Self, String> {
         let length = value.expose_secret().chars().count();
-        if !(8..=128).contains(&length) {
-            return Err("must be 8 to 128 characters long".into());
+        if !(Self::MIN_LENGTH..=Self::MAX_LENGTH).contains(&length) {
+            return Err(format!(
+                "must be {} to {} characters long",
+                Self::MIN_LENGTH,
+                Self::MAX_LENGTH
+            ));
         }
         Ok(Self(value))
     }

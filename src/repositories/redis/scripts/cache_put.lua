@@ -1,7 +1,8 @@
 -- Writes a cache entry unless the key already holds a newer one, in one step
 -- so no reader can slip between the comparison and the write.
--- Entries are "<version>:<body>"; an empty body is a tombstone left by an
--- invalidation. A reader that loaded an old row before an update committed
+-- Entries are "<version>:<digest>:<body>" (see CachedEntry in cache.rs: for
+-- a user, the body holds both views, the digest both ETags); "<version>:"
+-- alone is a tombstone left by an invalidation. A reader that loaded an old row before an update committed
 -- carries a lower version than the tombstone and so cannot write it back.
 -- KEYS[1] = key; ARGV[1] = version; ARGV[2] = entry; ARGV[3] = TTL in ms
 local current = redis.call('GET', KEYS[1])
