@@ -1,4 +1,5 @@
-//! The one-shot commands: `migrate`, `create-admin`, `cache evict`.
+//! The commands besides `serve`: `worker`, `migrate`, `healthcheck`,
+//! `create-admin`, `cache evict` and `jobs replay-dead`.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -10,7 +11,7 @@ use crate::error::AppError;
 use crate::repositories::redis::RedisClient;
 use crate::repositories::sql::Database;
 use crate::services::auth::AdminAccount;
-use crate::services::cache_admin::{EvictionRequest, Selector};
+use crate::services::cache_admin::Selector;
 use crate::startup::{AppState, shutdown_signal, start_jobs};
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -105,10 +106,10 @@ pub async fn evict_cache(
     prefix: Option<String>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let request = EvictionRequest { suffix, prefix };
+    let selector = Selector::parse(suffix, prefix)
+        .map_err(|problem| explain(AppError::Validation(vec![problem])))?;
     let state = services(settings).await?;
     if dry_run {
-        let selector = Selector::parse(request).map_err(explain)?;
         let preview = state
             .cache_admin
             .preview(&selector, 0)
@@ -118,7 +119,7 @@ pub async fn evict_cache(
     } else {
         let deleted = state
             .cache_admin
-            .evict_from_shell(request)
+            .evict_from_shell(&selector)
             .await
             .map_err(explain)?;
         print_line(&format!("deleted {deleted} keys"));

@@ -6,8 +6,12 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-use crate::repositories::redis::{RateDecision, RedisError};
+use crate::domain::RateDecision;
+use crate::repositories::redis::RedisError;
 use crate::repositories::sql::SqlError;
+
+mod fields;
+pub use fields::Problems;
 
 /// One invalid input, named by the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -161,7 +165,10 @@ impl AppError {
             Self::PreconditionFailed => {
                 "the resource changed since the ETag given in If-Match; read it again".into()
             }
-            Self::PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            Self::PayloadTooLarge => format!(
+                "the request body is larger than {} KiB",
+                crate::controllers::BODY_LIMIT / 1024
+            ),
             Self::RequestTimeout => "the request body did not arrive in time".into(),
             Self::TooManyConnections => {
                 "too many open connections from your address; retry shortly".into()

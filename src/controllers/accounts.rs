@@ -2,12 +2,41 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use secrecy::SecretString;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
 use super::client_ip::ClientKeyExtractor;
 use super::extract::{Authenticated, Json};
-use crate::error::{AppError, ErrorResponse};
-use crate::services::accounts::{
-    AccountService, EmailVerification, ForgottenPassword, PasswordReset,
-};
+use crate::domain::{Email, Password};
+use crate::error::{AppError, ErrorResponse, Problems};
+use crate::services::accounts::AccountService;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailVerification {
+    /// The `token` of the link mailed to the address.
+    #[schema(required = true, value_type = String)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgottenPassword {
+    /// The account's address; the answer is the same whether one has it or not.
+    #[schema(required = true, value_type = String, format = Email)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The `token` of the link mailed by `password/forgot`.
+    #[schema(required = true, value_type = String)]
+    token: Option<String>,
+    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
+    new_password: Option<SecretString>,
+}
 
 /// Verify the e-mail address
 ///
@@ -27,8 +56,11 @@ pub async fn verify_email(
     clients: web::Data<ClientKeyExtractor>,
     Json(body): Json<EmailVerification>,
 ) -> Result<HttpResponse, AppError> {
+    let token = body
+        .token
+        .ok_or_else(|| AppError::validation("token", "is required"))?;
     accounts
-        .verify_email(&clients.client(&request), body)
+        .verify_email(&clients.client(&request), &token)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -72,8 +104,11 @@ pub async fn forgot_password(
     clients: web::Data<ClientKeyExtractor>,
     Json(body): Json<ForgottenPassword>,
 ) -> Result<HttpResponse, AppError> {
+    let mut problems = Problems::default();
+    let email = problems.parsed(body.email, "email", |email| Email::parse(&email));
+    let email = problems.or(email)?;
     accounts
-        .forgot_password(&clients.client(&request), body)
+        .forgot_password(&clients.client(&request), email)
         .await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -95,8 +130,12 @@ pub async fn reset_password(
     clients: web::Data<ClientKeyExtractor>,
     Json(body): Json<PasswordReset>,
 ) -> Result<HttpResponse, AppError> {
+    let mut problems = Problems::default();
+    let token = problems.required(body.token, "token");
+    let password = problems.parsed(body.new_password, "new_password", Password::parse);
+    let (token, password) = problems.or(token.zip(password))?;
     accounts
-        .reset_password(&clients.client(&request), body)
+        .reset_password(&clients.client(&request), &token, password)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,11 +5,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::Authenticated;
+use crate::domain::{AuditEvent, UserId};
+use crate::error::Problems;
 use crate::error::{AppError, ErrorResponse};
-use crate::repositories::sql::AuditEvent;
-use crate::services::audit::{AuditQuery, AuditService};
+use crate::services::audit::{AuditQuery, AuditService, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
-/// Filters and paging, as given; checked by the service so errors name them.
+/// Filters and paging, as given; checked here so errors name them.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
@@ -27,6 +28,42 @@ pub struct AuditParams {
     /// Events older than this id (the previous page's `next_before_id`).
     #[param(value_type = Option<i64>)]
     before_id: Option<String>,
+}
+
+/// Longest action name asked for.
+const MAX_ACTION_LENGTH: usize = 64;
+
+impl AuditParams {
+    fn parse(self) -> Result<AuditQuery, AppError> {
+        let mut problems = Problems::default();
+        let subject = problems.whole_number(self.subject_id.as_deref(), "subject_id");
+        let actor = problems.whole_number(self.actor_id.as_deref(), "actor_id");
+        let before = problems.whole_number(self.before_id.as_deref(), "before_id");
+        let limit = problems.limit(
+            self.limit.as_deref(),
+            "limit",
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+        );
+        let action = self.action.filter(|action| !action.is_empty());
+        if action
+            .as_ref()
+            .is_some_and(|action| action.len() > MAX_ACTION_LENGTH)
+        {
+            problems.add(
+                "action",
+                format!("must be at most {MAX_ACTION_LENGTH} characters"),
+            );
+        }
+        let query = AuditQuery {
+            subject: subject.flatten().map(UserId),
+            actor: actor.flatten().map(UserId),
+            action,
+            limit,
+            before: before.flatten(),
+        };
+        problems.or(Some(query))
+    }
 }
 
 /// One recorded event. Never holds a password or a token.
@@ -111,15 +148,8 @@ pub async fn list(
     Authenticated(principal): Authenticated,
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, AppError> {
-    let params = params.into_inner();
-    let query = AuditQuery {
-        subject_id: params.subject_id,
-        actor_id: params.actor_id,
-        action: params.action,
-        limit: params.limit,
-        before_id: params.before_id,
-    };
-    let page = audit.list(&principal, query).await?;
+    let admin = principal.require_admin()?;
+    let page = audit.list(admin, params.into_inner().parse()?).await?;
     Ok(HttpResponse::Ok().json(AuditPageResponse {
         items: page.items.into_iter().map(Into::into).collect(),
         next_before_id: page.next_before_id,

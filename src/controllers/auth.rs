@@ -1,16 +1,19 @@
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieAge};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
+
+pub(super) mod bodies;
 
 use super::client_ip::ClientKeyExtractor;
 use super::extract::{Authenticated, Json, JsonOrForm, OptionalJsonOrForm};
-use crate::domain::{Role, User};
-use crate::error::{AppError, ErrorResponse, write_rate_limit_headers};
-use crate::services::auth::{AuthService, LoginAttempt, PasswordChange, Registration};
+use crate::domain::{Password, Role, User};
+use crate::error::{AppError, ErrorResponse, Problems, write_rate_limit_headers};
+use crate::services::auth::{AuthService, NewAccount};
 use crate::services::rate_limit::RateLimitService;
 use crate::services::sessions::{ClientInfo, Tokens};
+use bodies::{LoginAttempt, PasswordChange, RefreshRequest, Registration};
 
 /// An access token and the refresh token that renews it.
 #[derive(Serialize, ToSchema)]
@@ -33,14 +36,6 @@ pub struct TokenResponse {
 #[serde(rename_all = "lowercase")]
 pub enum TokenType {
     Bearer,
-}
-
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"refresh_token": "q8Zp3m1XfK0c9VtR2yL7wB4nJ6hD5sA1eG8uI0oP3kM"}))]
-pub struct RefreshRequest {
-    /// Optional when the refresh cookie is on and sent.
-    pub refresh_token: Option<String>,
 }
 
 /// Whether login and refresh also set the refresh token as a cookie.
@@ -136,7 +131,16 @@ pub async fn register(
 ) -> Result<HttpResponse, AppError> {
     // Each registration hashes a password: limited per client, like login.
     let limit = limits.check_register(&clients.client(&request)).await?;
-    let mut response = match auth.register(registration, Role::User).await {
+    let Registration {
+        username,
+        email,
+        password,
+    } = registration;
+    let registered = match NewAccount::parse(username, email, password) {
+        Ok(account) => auth.register(account, Role::User).await,
+        Err(error) => Err(error),
+    };
+    let mut response = match registered {
         Ok(user) => HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
             .json(user),
@@ -174,9 +178,13 @@ pub async fn login(
     cookie: web::Data<RefreshCookie>,
     JsonOrForm(attempt): JsonOrForm<LoginAttempt>,
 ) -> Result<HttpResponse, AppError> {
+    let mut problems = Problems::default();
+    let login = problems.required(attempt.username, "username");
+    let password = problems.required(attempt.password, "password");
+    let (login, password) = problems.or(login.zip(password))?;
     let client = clients.client(&request);
     let origin = client_info(&request, &clients);
-    let result = auth.login(attempt, &client, &origin).await;
+    let result = auth.login(&login, &password, &client, &origin).await;
     let mut response = match result.outcome {
         Ok(tokens) => token_response(tokens, **cookie),
         Err(error) => error.error_response(),
@@ -212,8 +220,9 @@ pub async fn refresh(
 ) -> Result<HttpResponse, AppError> {
     let presented = body
         .and_then(|body| body.refresh_token)
-        .or_else(|| cookie.read(&request));
-    let tokens = auth.refresh(presented).await?;
+        .or_else(|| cookie.read(&request))
+        .ok_or_else(|| AppError::validation("refresh_token", "is required"))?;
+    let tokens = auth.refresh(&presented).await?;
     Ok(token_response(tokens, **cookie))
 }
 
@@ -258,7 +267,12 @@ pub async fn change_password(
     Authenticated(principal): Authenticated,
     Json(change): Json<PasswordChange>,
 ) -> Result<HttpResponse, AppError> {
+    let mut problems = Problems::default();
+    let current = problems.required(change.current_password, "current_password");
+    let new = problems.parsed(change.new_password, "new_password", Password::parse);
+    let (current, new) = problems.or(current.zip(new))?;
     let client = clients.client(&request);
-    auth.change_password(&principal, change, &client).await?;
+    auth.change_password(&principal, &current, new, &client)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::UserId;
 use crate::error::{AppError, FieldError};
-use crate::services::auth::{AuthService, Principal};
+use crate::services::auth::AuthService;
+use crate::services::sessions::Principal;
 use crate::services::tokens::TokenSubject;
 
 /// Request bodies larger than this get 413.
@@ -278,7 +279,7 @@ pub fn query_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::auth::Registration;
+    use crate::controllers::auth::bodies::Registration;
 
     fn message_of(error: AppError) -> String {
         match error {

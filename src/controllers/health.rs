@@ -2,8 +2,63 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::services::health::{HealthService, Readiness, ReadinessStatus};
+use crate::services::health::{self, HealthService};
 use crate::services::metrics::MetricsService;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"status": "ready", "checks": {"redis": "ok", "database": "ok"}}))]
+pub struct Readiness {
+    status: ReadinessStatus,
+    checks: Checks,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessStatus {
+    Ready,
+    Unavailable,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Checks {
+    redis: CheckState,
+    database: CheckState,
+}
+
+/// One dependency's answer to its check (bounded to 1 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    Ok,
+    Failing,
+    Timeout,
+}
+
+impl From<health::CheckState> for CheckState {
+    fn from(state: health::CheckState) -> Self {
+        match state {
+            health::CheckState::Ok => Self::Ok,
+            health::CheckState::Failing => Self::Failing,
+            health::CheckState::Timeout => Self::Timeout,
+        }
+    }
+}
+
+impl From<health::Checks> for Readiness {
+    fn from(checks: health::Checks) -> Self {
+        Self {
+            status: if checks.all_ok() {
+                ReadinessStatus::Ready
+            } else {
+                ReadinessStatus::Unavailable
+            },
+            checks: Checks {
+                redis: checks.redis.into(),
+                database: checks.database.into(),
+            },
+        }
+    }
+}
 
 /// The body of `/health/live`.
 #[derive(Serialize, ToSchema)]
@@ -42,7 +97,7 @@ pub async fn live() -> HttpResponse {
             example = json!({"status": "unavailable", "checks": {"redis": "timeout", "database": "ok"}})),
     ))]
 pub async fn ready(health: web::Data<HealthService>) -> HttpResponse {
-    let readiness = health.readiness().await;
+    let readiness = Readiness::from(health.readiness().await);
     if readiness.status == ReadinessStatus::Ready {
         HttpResponse::Ok().json(readiness)
     } else {

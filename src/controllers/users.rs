@@ -1,21 +1,14 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+mod bodies;
+
 use super::extract::{Authenticated, Bearer, Json, PathUserId};
-use crate::domain::{PublicUser, User};
+use crate::domain::User;
 use crate::error::{AppError, ErrorResponse};
 use crate::services::cache::{CacheStatus, Representation};
-use crate::services::users::{IfMatch, PageRequest, UserPage, UserService, UserUpdate};
-
-/// What `GET /users/{id}` answers: `User` to the user and admins,
-/// `PublicUser` to anyone else.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)]
-enum UserView {
-    User(User),
-    PublicUser(PublicUser),
-}
+use crate::services::users::{IfMatch, UserService};
+use bodies::{PageRequest, UserPage, UserUpdate, UserView};
 
 /// `If-Match`: `*`, or the ETags (quoted). The comparison is strong (RFC
 /// 9110): a weak tag matches nothing, so a header of weak tags alone fails.
@@ -157,7 +150,7 @@ pub async fn update(
     Json(update): Json<UserUpdate>,
 ) -> Result<HttpResponse, AppError> {
     let user = users
-        .update(&principal, id, update, if_match(&request))
+        .update(&principal, id, update.parse()?, if_match(&request))
         .await?;
     let representation =
         Representation::of(&user).map_err(|error| AppError::Internal(error.into()))?;
@@ -241,6 +234,7 @@ pub async fn list(
     Authenticated(principal): Authenticated,
     page: web::Query<PageRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let page = users.list(&principal, page.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(page))
+    let admin = principal.require_admin()?;
+    let page = users.list(admin, page.into_inner().parse()?).await?;
+    Ok(HttpResponse::Ok().json(UserPage::from(page)))
 }

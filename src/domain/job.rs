@@ -55,3 +55,18 @@ impl Job {
         }
     }
 }
+
+/// How many jobs are in each state of the queue, and its totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// In the stream, not yet taken by a worker.
+    pub pending: u64,
+    /// Taken by a worker, not yet acknowledged.
+    pub in_flight: u64,
+    /// Failed, waiting for their next attempt.
+    pub delayed: u64,
+    pub dead: u64,
+    /// Total retries scheduled and jobs delivered, since the queue began.
+    pub retried: u64,
+    pub delivered: u64,
+}

@@ -88,6 +88,16 @@ impl std::fmt::Debug for RefreshToken {
     }
 }
 
+/// A live session, as its user sees it.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub created_at: time::OffsetDateTime,
+    pub last_used_at: time::OffsetDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,50 +4,21 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
-use serde::Deserialize;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use serde_json::json;
 
 use super::audit;
-use super::jobs::OutboxSignal;
+use super::outbox::OutboxSignal;
 use super::passwords::{PasswordHasher, Priority};
 use super::rate_limit::{AccountKey, ClientKey, RateLimitService};
 use super::sessions::{Principal, SessionService};
 use super::users::UserService;
 use crate::domain::{AccountToken, Email, Job, Password, Task};
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::repositories::sql::{
     AccountTokenRepository, LoginName, OutboxRepository, UserRepository,
 };
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EmailVerification {
-    /// The `token` of the link mailed to the address.
-    #[schema(required = true, value_type = String)]
-    pub token: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ForgottenPassword {
-    /// The account's address; the answer is the same whether one has it or not.
-    #[schema(required = true, value_type = String, format = Email)]
-    pub email: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordReset {
-    /// The `token` of the link mailed by `password/forgot`.
-    #[schema(required = true, value_type = String)]
-    pub token: Option<String>,
-    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
-    pub new_password: Option<SecretString>,
-}
 
 #[derive(Clone)]
 pub struct AccountService {
@@ -91,14 +62,7 @@ impl AccountService {
 
     /// Marks the address verified, spending the token.
     #[tracing::instrument(skip_all)]
-    pub async fn verify_email(
-        &self,
-        client: &ClientKey,
-        request: EmailVerification,
-    ) -> Result<(), AppError> {
-        let token = request
-            .token
-            .ok_or_else(|| AppError::validation("token", "is required"))?;
+    pub async fn verify_email(&self, client: &ClientKey, token: &str) -> Result<(), AppError> {
         // Counted before the token is looked at: guessing costs tries.
         self.rate_limits.check_login_client(client).await?;
         let token = AccountToken::parse(token.trim()).ok_or(AppError::InvalidToken)?;
@@ -152,16 +116,7 @@ impl AccountService {
     /// event; the worker decides whether a mail goes out), so neither the
     /// answer nor its time tells whether the address is known.
     #[tracing::instrument(skip_all)]
-    pub async fn forgot_password(
-        &self,
-        client: &ClientKey,
-        request: ForgottenPassword,
-    ) -> Result<(), AppError> {
-        let email = request
-            .email
-            .ok_or_else(|| AppError::validation("email", "is required"))?;
-        let email =
-            Email::parse(&email).map_err(|message| AppError::validation("email", message))?;
+    pub async fn forgot_password(&self, client: &ClientKey, email: Email) -> Result<(), AppError> {
         // Counted like a login by this address: against its account when
         // there is one. The look-up runs for every address alike, so it
         // tells nothing by its time either.
@@ -194,24 +149,9 @@ impl AccountService {
     pub async fn reset_password(
         &self,
         client: &ClientKey,
-        request: PasswordReset,
+        token: &str,
+        password: Password,
     ) -> Result<(), AppError> {
-        let mut errors = Vec::new();
-        if request.token.is_none() {
-            errors.push(FieldError::new("token", "is required"));
-        }
-        let password = match request.new_password {
-            None => {
-                errors.push(FieldError::new("new_password", "is required"));
-                None
-            }
-            Some(value) => Password::parse(value)
-                .map_err(|message| errors.push(FieldError::new("new_password", message)))
-                .ok(),
-        };
-        let (Some(token), Some(password)) = (request.token, password) else {
-            return Err(AppError::Validation(errors));
-        };
         self.rate_limits.check_login_client(client).await?;
         let token = AccountToken::parse(token.trim()).ok_or(AppError::InvalidToken)?;
         let hash = self

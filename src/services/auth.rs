@@ -1,66 +1,58 @@
 //! Accounts and their sessions: single login by default, several (up to
 //! `auth.max_sessions`) with `auth.single_session = false`.
 
+mod login;
+
 use std::sync::Arc;
 
 use secrecy::SecretString;
-use serde::Deserialize;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
 use serde_json::json;
 
 use super::audit::{self, AuditService};
-use super::jobs::OutboxSignal;
+use super::outbox::OutboxSignal;
 use super::passwords::{PasswordHasher, Priority};
 use super::rate_limit::{AccountKey, ClientKey, RateLimitService};
-pub use super::sessions::Principal;
-use super::sessions::{ClientInfo, SessionService, SessionView, Tokens};
+use super::sessions::{Principal, SessionService, SessionView, Tokens};
 use super::tokens::TokenSubject;
 use super::users::UserService;
 use crate::domain::{
     Email, Job, Password, RefreshToken, Role, SessionId, Task, User, UserId, Username,
 };
-use crate::error::{AppError, FieldError};
-use crate::repositories::redis::RateDecision;
-use crate::repositories::sql::{Credentials, LoginName, NewUser, UserRepository};
+use crate::error::{AppError, Problems};
+use crate::repositories::sql::{LoginName, NewUser, UserRepository};
+pub use login::LoginResult;
 
-// Fields are optional in Rust so a missing one is reported by name with
-// the other problems, not as a parse error; the API documents them as required.
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"username": "alice", "email": "alice@example.com", "password": "correct horse"}))]
-pub struct Registration {
-    /// 3–32 of `A-Z a-z 0-9 _ . -`; unique, whatever the case.
-    #[schema(required = true, value_type = String, min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
-    pub username: Option<String>,
-    /// Stored lower-case; unique.
-    #[schema(required = true, value_type = String, format = Email)]
-    pub email: Option<String>,
-    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
-    pub password: Option<SecretString>,
+/// A new account's fields, each checked.
+pub struct NewAccount {
+    pub username: Username,
+    pub email: Email,
+    pub password: Password,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"username": "alice", "password": "correct horse"}))]
-pub struct LoginAttempt {
-    /// The username, or the e-mail address.
-    #[schema(required = true, value_type = String)]
-    pub username: Option<String>,
-    #[schema(required = true, value_type = String, format = Password)]
-    pub password: Option<SecretString>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"current_password": "correct horse", "new_password": "battery staple"}))]
-pub struct PasswordChange {
-    #[schema(required = true, value_type = String, format = Password)]
-    pub current_password: Option<SecretString>,
-    #[schema(required = true, value_type = String, format = Password, min_length = 8, max_length = 128)]
-    pub new_password: Option<SecretString>,
+impl NewAccount {
+    /// Checks the fields as given, naming every one that is missing or
+    /// wrong in one error.
+    pub fn parse(
+        username: Option<String>,
+        email: Option<String>,
+        password: Option<SecretString>,
+    ) -> Result<Self, AppError> {
+        let mut problems = Problems::default();
+        let username = problems.parsed(username, "username", |value| Username::parse(&value));
+        let email = problems.parsed(email, "email", |value| Email::parse(&value));
+        let password = problems.parsed(password, "password", Password::parse);
+        let account = match (username, email, password) {
+            (Some(username), Some(email), Some(password)) => Some(Self {
+                username,
+                email,
+                password,
+            }),
+            _ => None,
+        };
+        problems.or(account)
+    }
 }
 
 /// What `create-admin` did.
@@ -68,13 +60,6 @@ pub enum AdminAccount {
     Created(User),
     /// The username existed: that user was made an admin, nothing else changed.
     Promoted(User),
-}
-
-/// A login's outcome and the login limit it counted against, which the
-/// response reports whatever the outcome.
-pub struct LoginResult {
-    pub outcome: Result<Tokens, AppError>,
-    pub limit: Option<RateDecision>,
 }
 
 #[derive(Clone)]
@@ -88,20 +73,6 @@ pub struct AuthService {
     /// Login refuses unverified addresses (after a correct password).
     require_verified_email: bool,
     audit: AuditService,
-}
-
-/// Collects a required field, recording an error when it is missing.
-fn required<T>(value: Option<T>, field: &str, errors: &mut Vec<FieldError>) -> Option<T> {
-    if value.is_none() {
-        errors.push(FieldError::new(field, "is required"));
-    }
-    value
-}
-
-fn checked<T>(parsed: Result<T, String>, field: &str, errors: &mut Vec<FieldError>) -> Option<T> {
-    parsed
-        .map_err(|message| errors.push(FieldError::new(field, message)))
-        .ok()
 }
 
 impl AuthService {
@@ -136,17 +107,12 @@ impl AuthService {
     }
 
     #[tracing::instrument(skip_all)]
-    pub async fn register(&self, registration: Registration, role: Role) -> Result<User, AppError> {
-        let mut errors = Vec::new();
-        let username = required(registration.username, "username", &mut errors)
-            .and_then(|value| checked(Username::parse(&value), "username", &mut errors));
-        let email = required(registration.email, "email", &mut errors)
-            .and_then(|value| checked(Email::parse(&value), "email", &mut errors));
-        let password = required(registration.password, "password", &mut errors)
-            .and_then(|value| checked(Password::parse(value), "password", &mut errors));
-        let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-            return Err(AppError::Validation(errors));
-        };
+    pub async fn register(&self, account: NewAccount, role: Role) -> Result<User, AppError> {
+        let NewAccount {
+            username,
+            email,
+            password,
+        } = account;
         let password_hash = self
             .hasher
             .hash(password.expose(), Priority::Registration)
@@ -193,130 +159,14 @@ impl AuthService {
             let user = self.user_service.promote_to_admin(existing.id).await?;
             return Ok(AdminAccount::Promoted(user));
         }
-        let registration = Registration {
-            username: Some(username),
-            email: Some(email),
-            password: Some(password),
-        };
+        let account = NewAccount::parse(Some(username), Some(email), Some(password))?;
         Ok(AdminAccount::Created(
-            self.register(registration, Role::Admin).await?,
+            self.register(account, Role::Admin).await?,
         ))
     }
 
-    /// Checks the password and starts a session (ending the others, with
-    /// single login). Attempts are limited per client and per account tried.
-    #[tracing::instrument(skip_all)]
-    pub async fn login(
-        &self,
-        attempt: LoginAttempt,
-        client: &ClientKey,
-        origin: &ClientInfo,
-    ) -> LoginResult {
-        let mut errors = Vec::new();
-        let login = required(attempt.username, "username", &mut errors);
-        let password = required(attempt.password, "password", &mut errors);
-        let (Some(login), Some(password)) = (login, password) else {
-            return LoginResult {
-                outcome: Err(AppError::Validation(errors)),
-                limit: None,
-            };
-        };
-        let (credentials, limit) = match self.limit_attempt_on(client, &login).await {
-            Ok(found) => found,
-            Err(error) => {
-                return LoginResult {
-                    outcome: Err(error),
-                    limit: None,
-                };
-            }
-        };
-        LoginResult {
-            outcome: self
-                .verify_and_start_session(credentials, &password, origin)
-                .await,
-            limit,
-        }
-    }
-
-    /// Resolves a login name (a username, or an e-mail address in either
-    /// IDNA form) to its account, and counts one attempt against the login
-    /// limits: per client, and per account — so its username and its
-    /// address share one count; a name without an account is counted as
-    /// normalised. Every check of an account's secret calls this first.
-    pub async fn limit_attempt_on(
-        &self,
-        client: &ClientKey,
-        login: &str,
-    ) -> Result<(Option<Credentials>, Option<RateDecision>), AppError> {
-        let login = login.trim().to_lowercase();
-        let login = if login.contains('@') {
-            Email::parse(&login).map_or(login, |email| email.as_str().to_string())
-        } else {
-            login
-        };
-        let lookup = if login.contains('@') {
-            LoginName::Email(&login)
-        } else {
-            LoginName::Username(&login)
-        };
-        let credentials = self.users.find_credentials(lookup).await?;
-        let account = credentials.as_ref().map_or_else(
-            || AccountKey::UnknownName(login.clone()),
-            |found| AccountKey::Account(found.id),
-        );
-        let limit = self.rate_limits.check_login(client, &account).await?;
-        Ok((credentials, limit))
-    }
-
-    async fn verify_and_start_session(
-        &self,
-        credentials: Option<Credentials>,
-        password: &SecretString,
-        origin: &ClientInfo,
-    ) -> Result<Tokens, AppError> {
-        let hash = credentials
-            .as_ref()
-            .map(|found| found.password_hash.as_str());
-        // Unknown users are verified against a dummy hash: same answer, same time.
-        if !self.hasher.verify(password, hash).await? {
-            // The account, if there is one; never the name typed, which is
-            // sometimes a password typed in the wrong field.
-            let account = credentials.as_ref().map(|found| found.id);
-            self.audit
-                .record(audit::event("auth.login_failed", None, account, json!({})))
-                .await;
-            return Err(AppError::InvalidCredentials);
-        }
-        let Some(credentials) = credentials else {
-            return Err(AppError::InvalidCredentials);
-        };
-        // Only now, after a correct password: no oracle for guessers.
-        if credentials.disabled {
-            return Err(AppError::AccountDisabled);
-        }
-        if self.require_verified_email && !credentials.email_verified {
-            return Err(AppError::EmailNotVerified);
-        }
-        // `None`: a password change, deletion or disabling committed while
-        // we were verifying; it must not be outlived by a new session.
-        let tokens = self
-            .sessions
-            .start(
-                credentials.id,
-                credentials.role,
-                &credentials.password_hash,
-                origin,
-            )
-            .await?
-            .ok_or(AppError::InvalidCredentials)?;
-        tracing::info!(user = %credentials.id, "logged in");
-        Ok(tokens)
-    }
-
     /// A new token pair for the session of `refresh_token` (rotation).
-    pub async fn refresh(&self, refresh_token: Option<String>) -> Result<Tokens, AppError> {
-        let presented =
-            refresh_token.ok_or_else(|| AppError::validation("refresh_token", "is required"))?;
+    pub async fn refresh(&self, presented: &str) -> Result<Tokens, AppError> {
         let presented = RefreshToken::parse(presented.trim()).ok_or(AppError::Unauthorized)?;
         self.sessions.refresh(&presented).await
     }
@@ -399,16 +249,10 @@ impl AuthService {
     pub async fn change_password(
         &self,
         principal: &Principal,
-        change: PasswordChange,
+        current: &SecretString,
+        new: Password,
         client: &ClientKey,
     ) -> Result<(), AppError> {
-        let mut errors = Vec::new();
-        let current = required(change.current_password, "current_password", &mut errors);
-        let new = required(change.new_password, "new_password", &mut errors)
-            .and_then(|value| checked(Password::parse(value), "new_password", &mut errors));
-        let (Some(current), Some(new)) = (current, new) else {
-            return Err(AppError::Validation(errors));
-        };
         // A stolen token must not guess the password faster than a login.
         self.rate_limits
             .check_login(client, &AccountKey::Account(principal.user))
@@ -420,7 +264,7 @@ impl AuthService {
             .ok_or(AppError::Unauthorized)?;
         if !self
             .hasher
-            .verify(&current, Some(&credentials.password_hash))
+            .verify(current, Some(&credentials.password_hash))
             .await?
         {
             return Err(AppError::InvalidCredentials);

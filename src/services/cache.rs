@@ -2,18 +2,21 @@
 //! `@cached` decorator. Redis is only a cache here: when it fails, the value
 //! comes from the loader and the request goes on.
 
+mod lease;
+mod representation;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::IntCounter;
-use sha2::{Digest, Sha256};
-
-use serde::Serialize;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry, NearCache, RedisError};
 use crate::services::single_flight::SingleFlight;
+use lease::{FILL_POLL_EVERY, FILL_POLLS, Lease};
+use representation::DIGEST_HEX_LENGTH;
+pub use representation::{Representation, digest_of};
 
 /// A value that can be cached: it knows the version of the row it came
 /// from, so a cache write of an older version can lose to a newer one, and
@@ -42,61 +45,6 @@ impl CacheStatus {
     }
 }
 
-/// A value as sent to clients: its JSON and a digest of it, which is
-/// stable across instances and restarts (the ETag).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Representation {
-    pub body: Vec<u8>,
-    pub digest: String,
-}
-
-impl Representation {
-    pub fn of<T: Serialize>(value: &T) -> Result<Self, serde_json::Error> {
-        let body = serde_json::to_vec(value)?;
-        Ok(Self {
-            digest: digest_of(&body),
-            body,
-        })
-    }
-
-    /// Two views of one value in one cache entry, read in one round trip:
-    /// the bodies joined by a newline (which compact JSON never holds
-    /// outside a string, where it is escaped), the digests side by side.
-    pub fn pair<A: Serialize, B: Serialize>(
-        first: &A,
-        second: &B,
-    ) -> Result<Self, serde_json::Error> {
-        let (first, second) = (Self::of(first)?, Self::of(second)?);
-        let mut body = first.body;
-        body.push(b'\n');
-        body.extend_from_slice(&second.body);
-        Ok(Self {
-            body,
-            digest: first.digest + &second.digest,
-        })
-    }
-
-    /// The first (0) or second (1) view of a `pair`; `None` if this is not one.
-    pub fn part(mut self, index: usize) -> Option<Self> {
-        let split = self.body.iter().position(|&byte| byte == b'\n')?;
-        if self.digest.len() != 2 * DIGEST_HEX_LENGTH {
-            return None;
-        }
-        let digest = if index == 0 {
-            self.digest[..DIGEST_HEX_LENGTH].to_string()
-        } else {
-            self.digest[DIGEST_HEX_LENGTH..].to_string()
-        };
-        let body = if index == 0 {
-            self.body.truncate(split);
-            self.body
-        } else {
-            self.body.split_off(split + 1)
-        };
-        Some(Self { body, digest })
-    }
-}
-
 /// The version and representation an entry holds, if it holds one in
 /// `T`'s current form: not a tombstone, nor what an earlier release wrote.
 fn usable<T: Cacheable>(entry: CachedEntry) -> Option<(i64, Representation)> {
@@ -105,80 +53,25 @@ fn usable<T: Cacheable>(entry: CachedEntry) -> Option<(i64, Representation)> {
         .then_some((entry.version, Representation { body, digest }))
 }
 
-/// Hex digits of a digest.
-const DIGEST_HEX_LENGTH: usize = 32;
-
-/// The first 128 bits of the SHA-256 of `bytes`, in hex.
-pub fn digest_of(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    Sha256::digest(bytes)[..16]
-        .iter()
-        .fold(String::with_capacity(32), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
-}
-
-/// How long one instance may hold the right to load a missing entry, and
-/// how long (and how often) the others look for its result before loading
-/// it themselves.
-const FILL_LEASE: Duration = Duration::from_secs(2);
-const FILL_POLL_EVERY: Duration = Duration::from_millis(20);
-const FILL_POLLS: u32 = 10;
-
-/// The cross-instance right to load one entry. When Redis cannot be asked,
-/// it counts as ours: loading is always allowed, only deduplicated.
-struct Lease {
-    key: String,
-    owner: String,
-    ours: bool,
-    held: bool,
-}
-
-impl Lease {
-    /// The lease, and the entry as it is now.
-    async fn take<T>(
-        store: &CacheStore,
-        key: &CacheKey<T>,
-        redis_answered: bool,
-    ) -> (Self, Option<CachedEntry>) {
-        let (lease_key, owner) = (key.fill_lease(), uuid::Uuid::new_v4().simple().to_string());
-        let taken = if redis_answered {
-            store
-                .take_fill_lease(&lease_key, &owner, FILL_LEASE, key.as_str())
-                .await
-                .ok()
-        } else {
-            None
-        };
-        let (held, entry) = match taken {
-            Some((held, entry)) => (Some(held), entry),
-            None => (None, None),
-        };
-        let lease = Self {
-            key: lease_key,
-            owner,
-            ours: held.unwrap_or(true),
-            held: held == Some(true),
-        };
-        (lease, entry)
-    }
-
-    /// Gives the lease back in the background: the answer need not wait.
-    fn release(self, store: &CacheStore) {
-        if self.held {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let _ = store.release_fill_lease(&self.key, &self.owner).await;
-            });
-        }
-    }
+/// What the caller's read of an entry found (it reads it itself, e.g. in
+/// the same round trip as another key).
+pub enum EntryRead {
+    /// Redis answered: the entry, if there is one.
+    Answered(Option<CachedEntry>),
+    /// Redis answered that the entry is missing, but slowly: the cache's
+    /// further round trips (lease, second look, fill) would each cost as
+    /// much, so the value comes from the source and is not cached.
+    SlowMiss,
+    /// Redis failed: the value comes from the source.
+    Failed(RedisError),
 }
 
 enum Lookup {
     Hit(String, Vec<u8>),
     Miss {
-        redis_answered: bool,
+        /// Whether to take the fill lease and fill: not after a failed or
+        /// slow read, which would only wait as long again.
+        ask_redis: bool,
         /// The version of the tombstone found, if any: a value loaded for
         /// someone else is good enough only if it is at least this new.
         at_least: i64,
@@ -243,28 +136,27 @@ impl CacheAside {
         }
     }
 
-    /// The representation (JSON bytes and digest) under `key`, given the
-    /// entry already read from Redis (or the error reading it) — e.g. in
-    /// the same round trip as another key. A hit is served as stored: no
-    /// parsing, no serialising, no hashing.
+    /// The representation (JSON bytes and digest) under `key`, given what
+    /// reading the entry found. A hit is served as stored: no parsing, no
+    /// serialising, no hashing.
     pub async fn resolve_representation<T, F>(
         &self,
         key: &CacheKey<T>,
-        cached: Result<Option<CachedEntry>, RedisError>,
+        cached: EntryRead,
         load: F,
     ) -> Result<(Representation, CacheStatus), AppError>
     where
         T: Cacheable,
         F: AsyncFnOnce() -> Result<T, AppError>,
     {
-        let (redis_answered, at_least) = match self.lookup(key, cached) {
+        let (ask_redis, at_least) = match self.lookup(key, cached) {
             Lookup::Hit(digest, body) => {
                 return Ok((Representation { body, digest }, CacheStatus::Hit));
             }
             Lookup::Miss {
-                redis_answered,
+                ask_redis,
                 at_least,
-            } => (redis_answered, at_least),
+            } => (ask_redis, at_least),
         };
         // One load per key at a time in this process; its leader fills the
         // cache, and requests that missed meanwhile take its value, unless
@@ -277,7 +169,7 @@ impl CacheAside {
             // fill. Taking the lease also looks at the entry again (one
             // round trip), so whoever takes it just after another instance
             // filled finds the fill.
-            let (lease, entry) = Lease::take(&self.store, key, redis_answered).await;
+            let (lease, entry) = Lease::take(&self.store, key, ask_redis).await;
             let filled = match entry.and_then(usable::<T>) {
                 Some(filled) => Some(filled),
                 None if !lease.ours => self.wait_for_fill(key).await,
@@ -292,7 +184,7 @@ impl CacheAside {
             let result = match loaded {
                 Ok(value) => match value.cached_form() {
                     Ok(representation) => {
-                        if redis_answered {
+                        if ask_redis {
                             self.fill(key, value.version(), &representation).await;
                         }
                         Ok((value.version(), representation))
@@ -334,48 +226,48 @@ impl CacheAside {
     }
 
     /// Counts the read and says what it found.
-    fn lookup<T: Cacheable>(
-        &self,
-        key: &CacheKey<T>,
-        cached: Result<Option<CachedEntry>, RedisError>,
-    ) -> Lookup {
-        let lookup = match cached {
-            Ok(Some(entry)) => {
+    fn lookup<T: Cacheable>(&self, key: &CacheKey<T>, cached: EntryRead) -> Lookup {
+        let (lookup, counter) = match cached {
+            EntryRead::Answered(Some(entry)) => {
                 let version = entry.version;
                 match usable::<T>(entry) {
-                    Some((_, representation)) => {
-                        Lookup::Hit(representation.digest, representation.body)
-                    }
+                    Some((_, representation)) => (
+                        Lookup::Hit(representation.digest, representation.body),
+                        &self.counters.hits,
+                    ),
                     // A tombstone (invalidated), or an entry of another
                     // format (an earlier release's): reload.
-                    None => Lookup::Miss {
-                        redis_answered: true,
-                        at_least: version,
-                    },
+                    None => (
+                        Lookup::Miss {
+                            ask_redis: true,
+                            at_least: version,
+                        },
+                        &self.counters.misses,
+                    ),
                 }
             }
-            Ok(None) => Lookup::Miss {
-                redis_answered: true,
-                at_least: 0,
-            },
-            Err(error) => {
-                tracing::warn!(key = key.as_str(), error = %error, "cache read failed; reading the source");
+            EntryRead::Answered(None) => (
                 Lookup::Miss {
-                    redis_answered: false,
+                    ask_redis: true,
                     at_least: 0,
-                }
+                },
+                &self.counters.misses,
+            ),
+            EntryRead::SlowMiss => (
+                Lookup::Miss {
+                    ask_redis: false,
+                    at_least: 0,
+                },
+                &self.counters.misses,
+            ),
+            EntryRead::Failed(error) => {
+                tracing::warn!(key = key.as_str(), error = %error, "cache read failed; reading the source");
+                let miss = Lookup::Miss {
+                    ask_redis: false,
+                    at_least: 0,
+                };
+                (miss, &self.counters.bypasses)
             }
-        };
-        let counter = match &lookup {
-            Lookup::Hit(..) => &self.counters.hits,
-            Lookup::Miss {
-                redis_answered: true,
-                ..
-            } => &self.counters.misses,
-            Lookup::Miss {
-                redis_answered: false,
-                ..
-            } => &self.counters.bypasses,
         };
         counter.inc();
         lookup

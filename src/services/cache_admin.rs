@@ -4,91 +4,26 @@
 //! the MATCH pattern is built there with the value escaped, and every key
 //! SCAN returns is checked again with a plain string test before it goes.
 
+mod selector;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
 
 use super::audit::{self, AuditService};
-use super::auth::Principal;
 use super::cache::CacheCounters;
+use super::sessions::Admin;
 use crate::domain::UserId;
-use crate::error::{AppError, FieldError};
+use crate::error::AppError;
 use crate::repositories::redis::{KeyScanner, Keys, NearCache, ScanCursor};
+pub use selector::{MAX_SELECTOR_LENGTH, Selector};
 
-/// Longer values are refused: crafted MATCH patterns have hung servers.
-pub const MAX_SELECTOR_LENGTH: usize = 256;
 /// Keys SCAN looks at per step, and keys per UNLINK.
 const BATCH: usize = 500;
 
-/// Exactly one of the two, non-empty, at most 256 bytes; taken literally.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EvictionRequest {
-    /// Keys ending with this, e.g. `:42`: every cached entry of user 42.
-    #[param(example = ":42")]
-    pub suffix: Option<String>,
-    /// Keys starting with this, e.g. `user:`: every cached user.
-    #[param(example = "user:")]
-    pub prefix: Option<String>,
-}
-
-/// Which cache keys to evict, by the part after the namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    Suffix(String),
-    Prefix(String),
-}
-
-impl Selector {
-    pub fn parse(request: EvictionRequest) -> Result<Self, AppError> {
-        let invalid = |field: &str, message: &str| {
-            Err(AppError::Validation(vec![FieldError::new(field, message)]))
-        };
-        let selector = match (request.suffix, request.prefix) {
-            (Some(suffix), None) => Selector::Suffix(suffix),
-            (None, Some(prefix)) => Selector::Prefix(prefix),
-            (None, None) => return invalid("suffix", "give exactly one of suffix or prefix"),
-            (Some(_), Some(_)) => return invalid("prefix", "give only one of suffix or prefix"),
-        };
-        let (field, value) = match &selector {
-            Selector::Suffix(value) => ("suffix", value),
-            Selector::Prefix(value) => ("prefix", value),
-        };
-        if value.is_empty() {
-            return invalid(field, "must not be empty");
-        }
-        if value.len() > MAX_SELECTOR_LENGTH {
-            return invalid(field, "must be at most 256 bytes long");
-        }
-        Ok(selector)
-    }
-
-    fn pattern(&self, keys: &Keys) -> String {
-        match self {
-            Selector::Suffix(suffix) => keys.cache_suffix_pattern(suffix),
-            Selector::Prefix(prefix) => keys.cache_prefix_pattern(prefix),
-        }
-    }
-
-    /// The literal test every key must pass, whatever SCAN returned.
-    fn selects(&self, namespace: &[u8], key: &[u8]) -> bool {
-        let Some(name) = key.strip_prefix(namespace) else {
-            return false;
-        };
-        match self {
-            Selector::Suffix(suffix) => name.ends_with(suffix.as_bytes()),
-            Selector::Prefix(prefix) => name.starts_with(prefix.as_bytes()),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"hits": 120, "misses": 8, "bypasses": 0, "hit_ratio": 0.9375, "keys": 8,
-    "ttl_seconds": 300, "namespace": "app:cache:", "redis_keyspace_hits": 400,
-    "redis_keyspace_misses": 30, "redis_used_memory_bytes": 1048576}))]
+/// The cache's figures: this instance's reads, and Redis's own.
+#[derive(Debug, Clone)]
 pub struct CacheStats {
     /// Cache-aside reads answered from Redis, by this instance since it started.
     pub hits: u64,
@@ -96,7 +31,6 @@ pub struct CacheStats {
     /// Reads that skipped the cache because Redis failed.
     pub bypasses: u64,
     /// hits / (hits + misses); null before the first read.
-    #[schema(required = true)]
     pub hit_ratio: Option<f64>,
     /// Keys in the cache namespace (SCAN count; may include a few repeats
     /// while Redis is rehashing).
@@ -108,25 +42,8 @@ pub struct CacheStats {
     pub redis_used_memory_bytes: u64,
 }
 
-/// The preview's query: a selector as for the eviction, and how many keys
-/// to show.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PreviewRequest {
-    /// Keys ending with this, as for the eviction.
-    #[param(example = ":42")]
-    pub suffix: Option<String>,
-    /// Keys starting with this, as for the eviction.
-    #[param(example = "user:")]
-    pub prefix: Option<String>,
-    /// How many of the keys to list: 1 to 100, default 20.
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100, example = 20)]
-    pub limit: Option<String>,
-}
-
 /// What an eviction with the same selector would delete now.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"count": 2, "keys": ["app:cache:user:42", "app:cache:user:142"]}))]
+#[derive(Debug, Clone)]
 pub struct EvictionPreview {
     /// How many keys match.
     pub count: u64,
@@ -134,8 +51,8 @@ pub struct EvictionPreview {
     pub keys: Vec<String>,
 }
 
-pub const DEFAULT_PREVIEW_KEYS: usize = 20;
-pub const MAX_PREVIEW_KEYS: usize = 100;
+pub const DEFAULT_PREVIEW_KEYS: u32 = 20;
+pub const MAX_PREVIEW_KEYS: u32 = 100;
 
 /// The keys one selector matches, a SCAN page at a time, each already
 /// checked with the literal test.
@@ -211,13 +128,8 @@ impl CacheAdminService {
     }
 
     /// The HTTP entry point: admins only; 404 when nothing matched.
-    pub async fn evict_as(
-        &self,
-        actor: &Principal,
-        request: EvictionRequest,
-    ) -> Result<u64, AppError> {
-        actor.require_admin()?;
-        let deleted = self.evict_recorded(Some(actor.user), request).await?;
+    pub async fn evict_as(&self, admin: Admin<'_>, selector: &Selector) -> Result<u64, AppError> {
+        let deleted = self.evict_recorded(Some(admin.user), selector).await?;
         match deleted {
             0 => Err(AppError::NotFound("matching cache key")),
             deleted => Ok(deleted),
@@ -226,18 +138,18 @@ impl CacheAdminService {
 
     /// The shell's eviction (`user-api cache evict`): recorded like the
     /// API's, with no actor.
-    pub async fn evict_from_shell(&self, request: EvictionRequest) -> Result<u64, AppError> {
-        self.evict_recorded(None, request).await
+    pub async fn evict_from_shell(&self, selector: &Selector) -> Result<u64, AppError> {
+        self.evict_recorded(None, selector).await
     }
 
     async fn evict_recorded(
         &self,
         actor: Option<UserId>,
-        request: EvictionRequest,
+        selector: &Selector,
     ) -> Result<u64, AppError> {
-        let mut details = json!({"suffix": request.suffix, "prefix": request.prefix});
-        let deleted = self.evict(&Selector::parse(request)?).await?;
+        let deleted = self.evict(selector).await?;
         if let Some(audit) = &self.audit {
+            let mut details = selector.details();
             details["deleted"] = json!(deleted);
             let event = audit::event("admin.cache_evicted", actor, None, details);
             audit.record(event).await;
@@ -245,35 +157,15 @@ impl CacheAdminService {
         Ok(deleted)
     }
 
-    /// The HTTP preview: admins only; the same selector rules as
-    /// `evict_as`, but an empty match is an answer, not an error.
+    /// The HTTP preview: admins only; an empty match is an answer, not an
+    /// error.
     pub async fn preview_as(
         &self,
-        actor: &Principal,
-        request: PreviewRequest,
+        _admin: Admin<'_>,
+        selector: &Selector,
+        limit: u32,
     ) -> Result<EvictionPreview, AppError> {
-        actor.require_admin()?;
-        let limit = match request.limit.as_deref().map(str::parse::<usize>) {
-            None => Ok(DEFAULT_PREVIEW_KEYS),
-            Some(Ok(limit)) if (1..=MAX_PREVIEW_KEYS).contains(&limit) => Ok(limit),
-            Some(_) => Err(FieldError::new(
-                "limit",
-                "must be a whole number from 1 to 100",
-            )),
-        };
-        let selector = Selector::parse(EvictionRequest {
-            suffix: request.suffix,
-            prefix: request.prefix,
-        });
-        match (selector, limit) {
-            (Ok(selector), Ok(limit)) => self.preview(&selector, limit).await,
-            (Err(AppError::Validation(mut errors)), Err(limit)) => {
-                errors.push(limit);
-                Err(AppError::Validation(errors))
-            }
-            (Err(error), _) => Err(error),
-            (_, Err(limit)) => Err(AppError::Validation(vec![limit])),
-        }
+        self.preview(selector, limit as usize).await
     }
 
     /// Deletes the selected cache keys and returns how many were deleted.
@@ -337,8 +229,7 @@ impl CacheAdminService {
         }
     }
 
-    pub async fn stats(&self, actor: &Principal) -> Result<CacheStats, AppError> {
-        actor.require_admin()?;
+    pub async fn stats(&self, _admin: Admin<'_>) -> Result<CacheStats, AppError> {
         let pattern = self.keys.cache_pattern();
         let mut keys = 0;
         let mut cursor = Some(self.scanner.start());
@@ -367,49 +258,5 @@ impl CacheAdminService {
             redis_keyspace_misses,
             redis_used_memory_bytes,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn request(suffix: Option<&str>, prefix: Option<&str>) -> EvictionRequest {
-        EvictionRequest {
-            suffix: suffix.map(str::to_string),
-            prefix: prefix.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn exactly_one_non_empty_short_selector_is_accepted() {
-        assert_eq!(
-            Selector::parse(request(Some(":1"), None)).unwrap(),
-            Selector::Suffix(":1".into())
-        );
-        assert_eq!(
-            Selector::parse(request(None, Some("user:"))).unwrap(),
-            Selector::Prefix("user:".into())
-        );
-        for bad in [
-            request(None, None),
-            request(Some("a"), Some("b")),
-            request(Some(""), None),
-            request(None, Some(&"x".repeat(257))),
-        ] {
-            assert!(Selector::parse(bad).is_err());
-        }
-    }
-
-    #[test]
-    fn the_literal_test_stays_inside_the_namespace() {
-        let namespace = b"app:cache:";
-        let suffix = Selector::Suffix(":1".into());
-        assert!(suffix.selects(namespace, b"app:cache:user:1"));
-        assert!(!suffix.selects(namespace, b"app:cache:user:11"));
-        assert!(!suffix.selects(namespace, b"app:session:user:1"));
-        let star = Selector::Prefix("*".into());
-        assert!(!star.selects(namespace, b"app:cache:user:1"));
-        assert!(star.selects(namespace, b"app:cache:*weird"));
     }
 }

@@ -2,36 +2,27 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use crate::repositories::redis::RedisClient;
 use crate::repositories::sql::Database;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"status": "ready", "checks": {"redis": "ok", "database": "ok"}}))]
-pub struct Readiness {
-    pub status: ReadinessStatus,
-    pub checks: Checks,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadinessStatus {
-    Ready,
-    Unavailable,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Each dependency's answer to its check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checks {
     pub redis: CheckState,
     pub database: CheckState,
 }
 
+impl Checks {
+    /// Whether every dependency answered.
+    pub fn all_ok(&self) -> bool {
+        self.redis == CheckState::Ok && self.database == CheckState::Ok
+    }
+}
+
 /// One dependency's answer to its check (bounded to 1 s).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckState {
     Ok,
     Failing,
@@ -66,23 +57,14 @@ impl HealthService {
         Self { database, redis }
     }
 
-    pub async fn readiness(&self) -> Readiness {
+    pub async fn readiness(&self) -> Checks {
         let (redis, database) = tokio::join!(
             tokio::time::timeout(CHECK_TIMEOUT, self.redis.check_ready()),
             tokio::time::timeout(CHECK_TIMEOUT, self.database.ping()),
         );
-        let checks = Checks {
+        Checks {
             redis: state("redis", redis),
             database: state("database", database),
-        };
-        let ready = checks.redis == CheckState::Ok && checks.database == CheckState::Ok;
-        Readiness {
-            status: if ready {
-                ReadinessStatus::Ready
-            } else {
-                ReadinessStatus::Unavailable
-            },
-            checks,
         }
     }
 }

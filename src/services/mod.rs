@@ -13,6 +13,7 @@ pub mod locks;
 pub mod mail;
 pub mod mail_templates;
 pub mod metrics;
+pub mod outbox;
 pub mod passwords;
 pub mod rate_limit;
 pub mod reads;

@@ -15,10 +15,11 @@ use actix_governor::governor::middleware::StateInformationMiddleware;
 use actix_governor::governor::state::keyed::DefaultKeyedStateStore;
 
 use crate::config::RateLimitSettings;
+use crate::domain::RateDecision;
 use crate::domain::UserId;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repositories::redis::{Keys, RateDecision, RateLimitStore};
+use crate::repositories::redis::{Keys, RateLimitStore};
 
 /// Whom a limit counts: a client address, IPv4-mapped IPv6 as IPv4 and
 /// other IPv6 by its /64 network (the address with its host part zeroed).

@@ -4,6 +4,8 @@
 //! within the grace period (another tab) gets the same next token, after
 //! it (a thief, or the victim after one) ends the session.
 
+mod principal;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,52 +18,16 @@ use super::reads::NearReads;
 use super::refresh_tokens::RefreshSecrets;
 use super::retry::after_commit;
 use super::tokens::{TokenIssuer, TokenSubject};
-use crate::domain::{RefreshToken, Role, SessionId, UserId};
+use crate::domain::{RefreshToken, Role, SessionId, SessionRecord, UserId};
 use crate::error::AppError;
 use crate::repositories::redis::SessionStore;
-use crate::repositories::sql::{NewAuditEvent, NewSession, SessionRecord, SessionRepository};
+use crate::repositories::sql::{NewAuditEvent, NewSession, SessionRepository};
+pub use principal::{Admin, Principal};
 
 /// The most rotations `precedes` walks back: a month and more of refreshes
 /// at the default access-token lifetime (15 minutes), for a few
 /// milliseconds of HMACs when a forged token names a live session.
 const MAX_ROTATIONS_WALKED: u32 = 4096;
-
-/// The caller of an authenticated request: a valid token whose session was
-/// found live. Only this module makes one, so no handler can skip the check.
-// A private field, not `#[non_exhaustive]`: that would still let every
-// module of this crate build one.
-#[allow(clippy::manual_non_exhaustive)]
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub user: UserId,
-    pub role: Role,
-    pub session: SessionId,
-    _checked: (),
-}
-
-impl Principal {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// `forbidden` unless the caller is an admin.
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden)
-        }
-    }
-
-    /// `forbidden` unless the caller is `user` or an admin.
-    pub fn require_self_or_admin(&self, user: UserId) -> Result<(), AppError> {
-        if self.user == user {
-            Ok(())
-        } else {
-            self.require_admin()
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -159,12 +125,7 @@ impl SessionService {
         if !live {
             return Err(AppError::Unauthorized);
         }
-        Ok(Principal {
-            user: subject.user,
-            role: subject.role,
-            session: subject.session,
-            _checked: (),
-        })
+        Ok(Principal::checked(subject))
     }
 
     /// Starts a session for a user whose password hash was just verified.

@@ -12,7 +12,7 @@ use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::{Keys, RedisClient, RedisError};
 use crate::config::RedisSettings;
-use crate::domain::Job;
+use crate::domain::{Job, QueueCounts};
 
 const GROUP: &str = "workers";
 const FIELD: &str = "job";
@@ -24,20 +24,6 @@ pub struct Delivery {
     /// How many times the stream has handed this entry out.
     pub deliveries: u64,
     pub job: Result<Job, String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct QueueCounts {
-    /// In the stream, not yet taken by a worker.
-    pub pending: u64,
-    /// Taken by a worker, not yet acknowledged.
-    pub in_flight: u64,
-    /// Failed, waiting for their next attempt.
-    pub delayed: u64,
-    pub dead: u64,
-    /// Total retries scheduled and jobs delivered, since the queue began.
-    pub retried: u64,
-    pub delivered: u64,
 }
 
 #[derive(Clone)]

@@ -15,11 +15,11 @@ mod tracking;
 
 pub use cache::{CacheStore, CachedEntry};
 pub use client::{NodeAddress, RedisClient, RedisError};
-pub use jobs::{BlockingConnection, Delivery, JobQueue, QueueCounts};
+pub use jobs::{BlockingConnection, Delivery, JobQueue};
 pub use keys::{CacheKey, Keys};
 pub use locks::{Acquisition, LockKeys, LockStore};
 pub use near_cache::{NearCache, NearCacheStats, Ticket};
-pub use rate_limits::{RateDecision, RateLimitStore};
+pub use rate_limits::RateLimitStore;
 pub use reads::KeyReader;
 pub use scan::{KeyScanner, ScanCursor, ScanPage};
 pub use sessions::SessionStore;

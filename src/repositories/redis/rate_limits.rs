@@ -3,19 +3,7 @@ use std::time::Duration;
 use redis::Script;
 
 use super::{RedisClient, RedisError};
-
-/// The outcome of one rate-limit check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateDecision {
-    pub allowed: bool,
-    pub limit: u32,
-    /// Requests that could still be made right now.
-    pub remaining: u32,
-    /// When a denied request may be retried.
-    pub retry_after: Duration,
-    /// When the full limit is available again.
-    pub reset: Duration,
-}
+use crate::domain::RateDecision;
 
 /// GCRA counters shared by every instance (`scripts/rate_limit.lua`).
 #[derive(Clone)]

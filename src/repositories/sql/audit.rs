@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::SqlError;
-use crate::domain::UserId;
+use crate::domain::{AuditEvent, UserId};
 
 /// An event to record. Never carries a password or a token.
 #[derive(Debug, Clone)]
@@ -31,18 +31,6 @@ impl NewAuditEvent {
             ..self.clone()
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct AuditEvent {
-    pub id: i64,
-    pub at: OffsetDateTime,
-    pub action: String,
-    pub actor: Option<UserId>,
-    pub subject: Option<UserId>,
-    pub ip: Option<String>,
-    pub request_id: Option<String>,
-    pub details: String,
 }
 
 /// Which events a listing returns, newest first.

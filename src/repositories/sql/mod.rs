@@ -14,9 +14,9 @@ use time::OffsetDateTime;
 use crate::domain::{Job, Role, SessionId, User, UserId};
 
 pub use account_tokens::{AccountTokenRepository, NewToken, TokenOwner, TokenRecipient};
-pub use audit::{AuditEvent, AuditFilter, AuditRepository, NewAuditEvent};
+pub use audit::{AuditFilter, AuditRepository, NewAuditEvent};
 pub use database::Database;
-pub use sessions::{NewSession, SessionRecord, SessionRepository, SessionState};
+pub use sessions::{NewSession, SessionRepository, SessionState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {

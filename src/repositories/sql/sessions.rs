@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::audit::record_in;
 use super::{NewAuditEvent, SqlError};
-use crate::domain::{Role, SessionId, UserId};
+use crate::domain::{Role, SessionId, SessionRecord, UserId};
 
 /// Ends every live session of user `$1` at `$2` (ms) and names them; run
 /// inside the transaction of a change that must end them (a new password),
@@ -39,15 +39,6 @@ pub struct SessionState {
     pub expires_at_ms: i64,
     /// Ended, or its account disabled.
     pub ended: bool,
-}
-
-/// A live session, as its user sees it.
-pub struct SessionRecord {
-    pub id: SessionId,
-    pub created_at: OffsetDateTime,
-    pub last_used_at: OffsetDateTime,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
 }
 
 #[async_trait]
