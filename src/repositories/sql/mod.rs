@@ -43,10 +43,14 @@ impl From<sqlx::Error> for SqlError {
             sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
                 SqlError::Unavailable(error)
             }
+            // A connection the network cut mid-handshake reads as a
+            // protocol error ("unexpected response from SSLRequest"): the
+            // database is out of reach, as with an I/O error.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => SqlError::Unavailable(error),
             _ => SqlError::Other(error),
         }
