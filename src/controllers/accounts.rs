@@ -12,7 +12,8 @@ use crate::domain::{Email, Password};
 use crate::error::{AppError, ErrorResponse, Problems};
 use crate::services::accounts::AccountService;
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a token, which must not reach a log line.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailVerification {
     /// The `token` of the link mailed to the address.
@@ -28,7 +29,8 @@ pub struct ForgottenPassword {
     email: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+// No `Debug`: it holds a token, which must not reach a log line.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordReset {
     /// The `token` of the link mailed by `password/forgot`.

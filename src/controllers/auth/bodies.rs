@@ -42,7 +42,8 @@ pub struct PasswordChange {
     pub(super) new_password: Option<SecretString>,
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+// No `Debug`: it holds a token, which must not reach a log line.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"refresh_token": "q8Zp3m1XfK0c9VtR2yL7wB4nJ6hD5sA1eG8uI0oP3kM"}))]
 pub struct RefreshRequest {
