@@ -9,10 +9,23 @@ pub(super) fn encode_job(job: &Job) -> Result<String, SqlError> {
     serde_json::to_string(job).map_err(|error| SqlError::Other(sqlx::Error::Encode(error.into())))
 }
 
-/// Adds a job to the outbox; run inside the transaction of the change that
-/// causes it, or on its own.
-pub(super) const INSERT_JOB: &str =
-    "INSERT INTO job_outbox (id, kind, payload, created_at) VALUES ($1, $2, $3, $4)";
+/// Adds `$job` (a `&Job`) to the outbox through `$executor`: the
+/// transaction of the change that causes it, or the pool.
+macro_rules! insert_job_in {
+    ($executor:expr, $job:expr, $now:expr) => {{
+        let job: &$crate::domain::Job = $job;
+        sqlx::query(
+            "INSERT INTO job_outbox (id, kind, payload, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&job.id)
+        .bind(job.kind())
+        .bind($crate::repositories::sql::outbox::encode_job(job)?)
+        .bind($now)
+        .execute($executor)
+        .await
+    }};
+}
+pub(super) use insert_job_in;
 
 fn decode_job(payload: &str) -> Result<Job, SqlError> {
     serde_json::from_str(payload)
@@ -50,13 +63,7 @@ macro_rules! sql_outbox_repository {
             }
 
             async fn add(&self, job: &Job, now: OffsetDateTime) -> Result<(), SqlError> {
-                sqlx::query(INSERT_JOB)
-                    .bind(&job.id)
-                    .bind(job.kind())
-                    .bind(encode_job(job)?)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await?;
+                insert_job_in!(&self.pool, job, now)?;
                 Ok(())
             }
 
@@ -67,13 +74,7 @@ macro_rules! sql_outbox_repository {
                 event: &NewAuditEvent,
             ) -> Result<(), SqlError> {
                 let mut transaction = self.pool.begin().await?;
-                sqlx::query(INSERT_JOB)
-                    .bind(&job.id)
-                    .bind(job.kind())
-                    .bind(encode_job(job)?)
-                    .bind(now)
-                    .execute(&mut *transaction)
-                    .await?;
+                insert_job_in!(&mut *transaction, job, now)?;
                 record_in!(&mut *transaction, event)?;
                 transaction.commit().await?;
                 Ok(())

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::account_tokens::millis;
 use super::audit::record_in;
-use super::outbox::{INSERT_JOB, encode_job};
+use super::outbox::insert_job_in;
 use super::sessions::{END_ALL, session_ids};
 use super::{
     Credentials, Fenced, LoginName, NewAuditEvent, NewUser, PasswordSet, SqlError, UserChanges,
@@ -141,15 +141,7 @@ macro_rules! sql_user_repository {
                     .fetch_one(&mut *transaction)
                     .await?
                     .try_into()?;
-                sqlx::query(
-                    "INSERT INTO job_outbox (id, kind, payload, created_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&job.id)
-                .bind(job.kind())
-                .bind(encode_job(job)?)
-                .bind(new_user.now)
-                .execute(&mut *transaction)
-                .await?;
+                insert_job_in!(&mut *transaction, job, new_user.now)?;
                 let event = NewAuditEvent {
                     subject: Some(user.id),
                     ..event.clone()
@@ -237,13 +229,7 @@ macro_rules! sql_user_repository {
                 if let Some(row) = updated {
                     // The mails the change causes are committed with it.
                     for job in changes.jobs {
-                        sqlx::query(INSERT_JOB)
-                            .bind(&job.id)
-                            .bind(job.kind())
-                            .bind(encode_job(job)?)
-                            .bind(now)
-                            .execute(&mut *transaction)
-                            .await?;
+                        insert_job_in!(&mut *transaction, job, now)?;
                     }
                     for event in events {
                         record_in!(&mut *transaction, event)?;
