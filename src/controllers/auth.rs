@@ -8,7 +8,7 @@ pub(super) mod bodies;
 
 use super::client_ip::ClientKeyExtractor;
 use super::extract::{Authenticated, Json, JsonOrForm, OptionalJsonOrForm};
-use crate::domain::{Password, Role, User};
+use crate::domain::{Password, Role};
 use crate::error::{AppError, ErrorResponse, Problems, write_rate_limit_headers};
 use crate::services::auth::{AuthService, NewAccount};
 use crate::services::rate_limit::RateLimitService;
@@ -117,7 +117,7 @@ fn client_info(request: &HttpRequest, clients: &ClientKeyExtractor) -> ClientInf
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "accounts", operation_id = "register",
     request_body = Registration,
     responses(
-        (status = 201, description = "Created", body = User,
+        (status = 201, description = "Created", body = super::users::schemas::UserSchema,
             headers(("Location" = String, description = "The new user's URL: `/api/v1/users/{id}`"))),
         (status = 409, description = "`conflict`: username or e-mail taken (`details` names the field)", body = ErrorResponse),
         (status = 422, description = "`validation_failed`, naming each field", body = ErrorResponse),

@@ -2,9 +2,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 mod bodies;
+pub(super) mod schemas;
 
 use super::extract::{Authenticated, Bearer, Json, PathUserId};
-use crate::domain::User;
 use crate::error::{AppError, ErrorResponse};
 use crate::services::cache::{CacheStatus, Representation};
 use crate::services::users::{IfMatch, UserService};
@@ -72,7 +72,7 @@ fn user_response(request: &HttpRequest, user: Representation, status: CacheStatu
     security(("bearer" = [])),
     params(("If-None-Match" = Option<String>, Header, description = "The `ETag` of a copy the client holds: 304 if it is current")),
     responses(
-        (status = 200, description = "The user", body = User, headers(
+        (status = 200, description = "The user", body = schemas::UserSchema, headers(
             ("ETag" = String, description = "Strong validator of the representation"),
             ("X-Cache" = String, description = "HIT or MISS"))),
         (status = 304, description = "The client's copy is current (no body)", headers(
@@ -133,7 +133,7 @@ pub async fn get(
         ("If-Match" = Option<String>, Header, description = "Apply only while the user is still at this `ETag` (or `*`)")),
     request_body = UserUpdate,
     responses(
-        (status = 200, description = "The updated user", body = User,
+        (status = 200, description = "The updated user", body = schemas::UserSchema,
             headers(("ETag" = String, description = "The updated user's ETag, as a read would send it"))),
         (status = 403, description = "`forbidden`: another user, or `role`/`disabled` without being an admin", body = ErrorResponse),
         (status = 404, description = "`not_found`", body = ErrorResponse),
@@ -174,7 +174,7 @@ pub async fn update(
         ("If-Match" = Option<String>, Header, description = "Apply only while the user is still at this `ETag` (or `*`)")),
     request_body = UserUpdate,
     responses(
-        (status = 200, description = "The updated user", body = User,
+        (status = 200, description = "The updated user", body = schemas::UserSchema,
             headers(("ETag" = String, description = "The updated user's ETag, as a read would send it"))),
         (status = 403, description = "`forbidden`: another user, or `role`/`disabled` without being an admin", body = ErrorResponse),
         (status = 404, description = "`not_found`", body = ErrorResponse),

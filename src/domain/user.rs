@@ -1,10 +1,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use utoipa::ToSchema;
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct UserId(pub i64);
 
@@ -29,7 +26,7 @@ impl std::fmt::Display for UserId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -58,15 +55,10 @@ impl Role {
 /// The user as the user itself and admins see it; any other caller gets a
 /// `PublicUser`. The password hash is not part of it, so it can never be
 /// serialised by accident.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(example = json!({"id": 42, "username": "alice", "email": "alice@example.com",
-    "email_verified": true, "role": "user", "disabled": false,
-    "created_at": "2026-11-30T09:15:00Z", "updated_at": "2026-11-30T09:15:00Z"}))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    #[schema(value_type = i64)]
     pub id: UserId,
     pub username: String,
-    #[schema(format = Email)]
     pub email: String,
     /// Whether the address was confirmed through the link mailed to it.
     pub email_verified: bool,
@@ -83,9 +75,8 @@ pub struct User {
 }
 
 /// What any signed-in user may see of another: no e-mail, role or state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PublicUser {
-    #[schema(value_type = i64)]
     pub id: UserId,
     pub username: String,
     #[serde(with = "time::serde::rfc3339")]

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::{Email, PublicUser, Role, User, UserId, Username};
+use super::schemas::{PublicUserSchema, RoleSchema, UserSchema};
+use crate::domain::{Email, Role, User, UserId, Username};
 use crate::error::{AppError, Problems};
 use crate::services::users::{self, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, UserPatch, UserQuery};
 
@@ -17,6 +18,7 @@ pub struct UserUpdate {
     #[schema(format = Email)]
     email: Option<String>,
     /// Admins only.
+    #[schema(value_type = Option<RoleSchema>)]
     role: Option<Role>,
     /// Admins only: a disabled account cannot log in and its sessions end.
     disabled: Option<bool>,
@@ -55,7 +57,7 @@ pub struct PageRequest {
     #[param(max_length = 256)]
     q: Option<String>,
     /// Only users with this role.
-    #[param(value_type = Option<Role>)]
+    #[param(value_type = Option<RoleSchema>)]
     role: Option<String>,
     /// Only disabled (`true`) or enabled (`false`) users.
     #[param(value_type = Option<bool>)]
@@ -116,6 +118,7 @@ impl PageRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserPage {
+    #[schema(value_type = Vec<UserSchema>)]
     items: Vec<User>,
     /// Pass as `after_id` for the next page; null on the last page.
     #[schema(value_type = Option<i64>, required = true)]
@@ -137,6 +140,6 @@ impl From<users::UserPage> for UserPage {
 #[serde(untagged)]
 #[allow(dead_code)]
 pub enum UserView {
-    User(User),
-    PublicUser(PublicUser),
+    User(UserSchema),
+    PublicUser(PublicUserSchema),
 }
