@@ -14,96 +14,17 @@ use user_api::startup::Application;
 use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app_with, test_settings};
 use crate::mailbox::{mail_to_files, wait_for};
 use crate::redis_cluster::RedisCluster;
+use crate::test_redis::cluster_nodes;
 
-/// The seed nodes of the test cluster (scripts/test starts one).
-pub fn cluster_nodes() -> String {
-    std::env::var("TEST_REDIS_CLUSTER_NODES").expect(
-        "TEST_REDIS_CLUSTER_NODES names no Redis Cluster: run the tests with scripts/test, \
-         which starts one on ports 17000-17005",
-    )
-}
-
-pub async fn spawn_cluster_app(
-    backend: Backend,
-    configure: impl FnOnce(&mut Settings),
-) -> ClusterApp {
-    let nodes = cluster_nodes();
-    let app = spawn_app_with(backend, |settings| {
-        settings.redis.cluster_nodes = SecretString::from(nodes.clone());
+/// A test app on the cluster scripts/test starts, whatever the pass.
+pub async fn spawn_cluster_app(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(backend, |settings| {
+        settings.redis.cluster_nodes = SecretString::from(cluster_nodes());
         // The single Redis is not used: a URL where nothing answers proves it.
         settings.redis.url = SecretString::from("redis://127.0.0.1:1/0".to_string());
         configure(settings);
     })
-    .await;
-    let cluster = redis::cluster::ClusterClient::new(
-        nodes
-            .split(',')
-            .map(|node| format!("redis://{node}"))
-            .collect::<Vec<_>>(),
-    )
-    .expect("cluster client");
-    ClusterApp { app, cluster }
-}
-
-/// A test app on the cluster, and a cluster client of the test's own to
-/// look at the keys; the app's keys are deleted afterwards.
-pub struct ClusterApp {
-    pub app: TestApp,
-    cluster: redis::cluster::ClusterClient,
-}
-
-impl std::ops::Deref for ClusterApp {
-    type Target = TestApp;
-    fn deref(&self) -> &TestApp {
-        &self.app
-    }
-}
-
-impl ClusterApp {
-    async fn connection(&self) -> redis::cluster_async::ClusterConnection {
-        self.cluster
-            .get_async_connection()
-            .await
-            .expect("cluster connection")
-    }
-
-    /// Every key of this app, over every master.
-    pub async fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.settings.redis.key_prefix))
-            .query_async(&mut self.connection().await)
-            .await
-            .expect("KEYS on every master");
-        keys.sort();
-        keys
-    }
-
-    pub async fn redis_value(&self, key: &str) -> Option<String> {
-        redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut self.connection().await)
-            .await
-            .expect("GET")
-    }
-}
-
-impl Drop for ClusterApp {
-    fn drop(&mut self) {
-        let (cluster, prefix) = (self.cluster.clone(), self.settings.redis.key_prefix.clone());
-        let _ = std::thread::spawn(move || {
-            let Ok(mut connection) = cluster.get_connection() else {
-                return;
-            };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}*"))
-                .query(&mut connection)
-                .unwrap_or_default();
-            for key in keys {
-                let _: Result<(), _> = redis::cmd("DEL").arg(key).query(&mut connection);
-            }
-        })
-        .join();
-    }
+    .await
 }
 
 async fn json_of(response: reqwest::Response) -> Value {
@@ -130,7 +51,7 @@ async fn accounts_users_and_sessions(backend: Backend) {
     assert_eq!(read["username"], "alice2", "no stale read after the update");
 
     // The keys, on the cluster, in the documented layout.
-    let keys = app.keys().await;
+    let keys = app.redis_keys().await;
     let cache_key = app.key(&format!("cache:user:{}", alice.id));
     assert!(keys.contains(&cache_key), "{keys:?}");
     assert!(
@@ -203,7 +124,7 @@ async fn the_login_limit_counts_client_and_account_on_the_cluster() {
     let refused = app.login("carol", PASSWORD).await;
     assert_eq!(refused.status(), 429);
     assert!(refused.headers().contains_key("retry-after"));
-    let keys = app.keys().await;
+    let keys = app.redis_keys().await;
     assert!(
         keys.iter().any(|key| key.contains("ratelimit:login-ip:"))
             && keys
@@ -233,7 +154,7 @@ async fn welcome_mails_go_through_the_queue_on_the_cluster() {
         assert!(Instant::now() < deadline, "{stats}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let keys = app.keys().await;
+    let keys = app.redis_keys().await;
     assert!(
         keys.contains(&app.key("jobs:{default}:stream")),
         "the queue's keys share the tag {{default}}: {keys:?}"
@@ -284,7 +205,7 @@ async fn eviction_preview_and_stats_cover_every_master() {
         )
         .await;
     assert_eq!(json_of(all).await["deleted"], 23);
-    let keys = app.keys().await;
+    let keys = app.redis_keys().await;
     assert!(
         !keys.iter().any(|key| key.starts_with(&app.key("cache:"))),
         "{keys:?}"
@@ -305,7 +226,6 @@ async fn the_cli_evicts_on_the_cluster() {
         .await;
     let output = app
         .command()
-        .env("APP__REDIS__CLUSTER_NODES", cluster_nodes())
         .args(["cache", "evict", "--prefix", "user:"])
         .output()
         .expect("user-api runs");
@@ -317,7 +237,7 @@ async fn the_cli_evicts_on_the_cluster() {
     );
     assert!(stdout.contains("deleted 1 keys"), "{stdout}");
     assert_eq!(
-        app.redis_value(&app.key(&format!("cache:user:{}", user.id)))
+        app.redis_get(&app.key(&format!("cache:user:{}", user.id)))
             .await,
         None
     );

@@ -76,7 +76,7 @@ fn escaped_patterns_select_exactly_the_literal_matches() {
             })
             .cloned()
             .collect();
-        let all = crate::helpers::scan_keys_blocking(&mut connection, &format!("{}*", keys.cache_namespace().trim_end_matches("cache:"))).unwrap();
+        let all = crate::test_redis::scan_keys_blocking(&mut connection, &format!("{}*", keys.cache_namespace().trim_end_matches("cache:"))).unwrap();
         let _: () = redis::cmd("DEL").arg(&all).query(&mut connection).unwrap();
         prop_assert_eq!(found, expected, "pattern {}", pattern);
     });

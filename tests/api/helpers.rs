@@ -13,6 +13,8 @@ use user_api::config::Settings;
 use user_api::repositories::sql::Database;
 use user_api::startup::Application;
 
+use crate::test_redis::{TestConnection, TestRedis, cluster_nodes, on_cluster};
+
 pub const PASSWORD: &str = "correct horse battery";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +142,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub settings: Settings,
     pub database: Database,
-    pub redis: redis::Client,
+    pub redis: TestRedis,
     _database_guard: TestDatabase,
 }
 
@@ -159,6 +161,14 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let mut settings = test_settings();
     settings.database.url = SecretString::from(database_guard.url.clone());
     configure(&mut settings);
+    // The cluster pass puts every app on the cluster, except an app a test
+    // pointed at a Redis of its own (a proxy, a server it stops).
+    let own_redis = secrecy::ExposeSecret::expose_secret(&settings.redis.url) != test_redis_url();
+    if on_cluster() && !own_redis {
+        settings.redis.cluster_nodes = SecretString::from(cluster_nodes());
+        // The single Redis is not used: a URL where nothing answers proves it.
+        settings.redis.url = SecretString::from("redis://127.0.0.1:1/0".to_string());
+    }
     user_api::telemetry::init(&settings.log);
     let application = Application::build(settings.clone())
         .await
@@ -171,7 +181,12 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let database = Database::connect(&settings.database)
         .await
         .expect("database");
-    let redis_url: &str = secrecy::ExposeSecret::expose_secret(&settings.redis.url);
+    let cluster = secrecy::ExposeSecret::expose_secret(&settings.redis.cluster_nodes);
+    let redis = if cluster.is_empty() {
+        TestRedis::single(secrecy::ExposeSecret::expose_secret(&settings.redis.url))
+    } else {
+        TestRedis::cluster(cluster)
+    };
     TestApp {
         address,
         metrics_address,
@@ -180,7 +195,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client"),
-        redis: redis::Client::open(redis_url).expect("redis client"),
+        redis,
         settings,
         database,
         _database_guard: database_guard,
@@ -319,15 +334,21 @@ impl TestApp {
 
     /// Every key under this app's prefix.
     pub async fn redis_keys(&self) -> Vec<String> {
-        let pattern = format!("{}*", self.settings.redis.key_prefix);
-        scan_keys(&mut self.redis_connection().await, &pattern).await
+        let (redis, pattern) = (
+            self.redis.clone(),
+            format!("{}*", self.settings.redis.key_prefix),
+        );
+        tokio::task::spawn_blocking(move || redis.scan(&pattern))
+            .await
+            .expect("the SCAN thread")
     }
 
-    pub async fn redis_connection(&self) -> redis::aio::MultiplexedConnection {
-        self.redis
-            .get_multiplexed_async_connection()
-            .await
-            .expect("redis connection")
+    pub async fn redis_connection(&self) -> TestConnection {
+        self.redis.connection().await
+    }
+
+    pub fn on_redis_cluster(&self) -> bool {
+        matches!(self.redis, TestRedis::Cluster(_))
     }
 
     pub fn key(&self, rest: &str) -> String {
@@ -351,46 +372,9 @@ impl Drop for TestApp {
             let _ = std::fs::remove_dir_all(mail_dir);
         }
         // Leave the shared Redis as we found it.
-        if let Ok(mut connection) = self.redis.get_connection() {
-            let pattern = format!("{}*", self.settings.redis.key_prefix);
-            if let Ok(keys) = scan_keys_blocking(&mut connection, &pattern) {
-                for batch in keys.chunks(500) {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(batch).query(&mut connection);
-                }
-            }
-        }
+        self.redis
+            .delete_matching(&format!("{}*", self.settings.redis.key_prefix));
     }
-}
-
-/// Every key matching `pattern`, each once, by SCAN: never KEYS, which
-/// holds up the Redis every test shares while it walks all of its keys.
-pub async fn scan_keys(
-    connection: &mut redis::aio::MultiplexedConnection,
-    pattern: &str,
-) -> Vec<String> {
-    let mut keys = Vec::new();
-    let mut page = redis::AsyncCommands::scan_match::<_, String>(connection, pattern)
-        .await
-        .expect("SCAN");
-    while let Some(key) = page.next_item().await {
-        keys.push(key.expect("a key"));
-    }
-    // SCAN may return a key more than once.
-    keys.sort_unstable();
-    keys.dedup();
-    keys
-}
-
-/// [`scan_keys`] on a blocking connection (for `Drop` and sync tests).
-pub fn scan_keys_blocking(
-    connection: &mut redis::Connection,
-    pattern: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut keys = redis::Commands::scan_match::<_, String>(connection, pattern)?
-        .collect::<redis::RedisResult<Vec<String>>>()?;
-    keys.sort_unstable();
-    keys.dedup();
-    Ok(keys)
 }
 
 /// The `user-api` binary, configured like a test app: the repository's
@@ -417,11 +401,16 @@ pub fn user_api_command(
 impl TestApp {
     /// The binary, on this app's database and Redis prefix.
     pub fn command(&self) -> std::process::Command {
-        user_api_command(
+        let mut command = user_api_command(
             secrecy::ExposeSecret::expose_secret(&self.settings.database.url),
             secrecy::ExposeSecret::expose_secret(&self.settings.redis.url),
             &self.settings.redis.key_prefix,
-        )
+        );
+        let cluster = secrecy::ExposeSecret::expose_secret(&self.settings.redis.cluster_nodes);
+        if !cluster.is_empty() {
+            command.env("APP__REDIS__CLUSTER_NODES", cluster);
+        }
+        command
     }
 }
 

@@ -8,6 +8,7 @@ mod helpers;
 mod hostile;
 mod mailbox;
 mod smtp_sink;
+mod test_redis;
 
 mod accounts;
 mod admin_cache;

@@ -415,8 +415,16 @@ async fn wrong_current_passwords_count_against_the_login_limits() {
         429,
         "the guesses counted against her account"
     );
-    // The client made three guesses that counted (the refused one did
-    // not): one login attempt is left to it.
+    // The client made three guesses that counted. On one Redis the
+    // refused one did not (both counters move in one script): one login
+    // attempt is left to it. On a cluster the two counters are checked one
+    // after the other (README, "Redis keys"), so the refused guess cost
+    // the client its last attempt.
+    let left = if app.on_redis_cluster() {
+        [429, 429]
+    } else {
+        [401, 429]
+    };
     let others = [
         login_from(&app, "198.51.100.1", "someone-else")
             .await
@@ -425,7 +433,7 @@ async fn wrong_current_passwords_count_against_the_login_limits() {
             .await
             .status(),
     ];
-    assert_eq!(others, [401, 429], "and against the client");
+    assert_eq!(others, left, "and against the client");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
