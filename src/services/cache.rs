@@ -3,6 +3,7 @@
 //! comes from the loader and the request goes on.
 
 mod lease;
+mod lookup;
 mod representation;
 
 use std::sync::Arc;
@@ -12,10 +13,11 @@ use prometheus::IntCounter;
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry, NearCache, RedisError};
+use crate::repositories::redis::{CacheKey, CacheStore, NearCache, RedisError};
 use crate::services::single_flight::SingleFlight;
-use lease::{FILL_POLL_EVERY, FILL_POLLS, Lease};
-use representation::DIGEST_HEX_LENGTH;
+use lease::{Lease, wait_for_fill};
+pub use lookup::EntryRead;
+use lookup::{Lookup, usable};
 pub use representation::{Representation, digest_of};
 
 /// A value that can be cached: it knows the version of the row it came
@@ -43,39 +45,6 @@ impl CacheStatus {
             CacheStatus::Miss => "MISS",
         }
     }
-}
-
-/// The version and representation an entry holds, if it holds one in
-/// `T`'s current form: not a tombstone, nor what an earlier release wrote.
-fn usable<T: Cacheable>(entry: CachedEntry) -> Option<(i64, Representation)> {
-    let (digest, body) = entry.value?;
-    (digest.len() == T::VIEWS * DIGEST_HEX_LENGTH)
-        .then_some((entry.version, Representation { body, digest }))
-}
-
-/// What the caller's read of an entry found (it reads it itself, e.g. in
-/// the same round trip as another key).
-pub enum EntryRead {
-    /// Redis answered: the entry, if there is one.
-    Answered(Option<CachedEntry>),
-    /// Redis answered that the entry is missing, but slowly: the cache's
-    /// further round trips (lease, second look, fill) would each cost as
-    /// much, so the value comes from the source and is not cached.
-    SlowMiss,
-    /// Redis failed: the value comes from the source.
-    Failed(RedisError),
-}
-
-enum Lookup {
-    Hit(String, Vec<u8>),
-    Miss {
-        /// Whether to take the fill lease and fill: not after a failed or
-        /// slow read, which would only wait as long again.
-        ask_redis: bool,
-        /// The version of the tombstone found, if any: a value loaded for
-        /// someone else is good enough only if it is at least this new.
-        at_least: i64,
-    },
 }
 
 /// A version no row reaches: the tombstone of a deleted value, which no
@@ -172,7 +141,7 @@ impl CacheAside {
             let (lease, entry) = Lease::take(&self.store, key, ask_redis).await;
             let filled = match entry.and_then(usable::<T>) {
                 Some(filled) => Some(filled),
-                None if !lease.ours => self.wait_for_fill(key).await,
+                None if !lease.ours => wait_for_fill(&self.store, key).await,
                 None => None,
             };
             if let Some(filled) = filled {
@@ -203,74 +172,6 @@ impl CacheAside {
             })
             .await?;
         Ok((representation, CacheStatus::Miss))
-    }
-
-    /// Polls for an entry another instance is filling, for a bounded time.
-    async fn wait_for_fill<T: Cacheable>(
-        &self,
-        key: &CacheKey<T>,
-    ) -> Option<(i64, Representation)> {
-        for _ in 0..FILL_POLLS {
-            tokio::time::sleep(FILL_POLL_EVERY).await;
-            match self.store.get(key.as_str()).await {
-                Ok(Some(entry)) => {
-                    if let Some(filled) = usable::<T>(entry) {
-                        return Some(filled);
-                    }
-                }
-                Ok(None) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    /// Counts the read and says what it found.
-    fn lookup<T: Cacheable>(&self, key: &CacheKey<T>, cached: EntryRead) -> Lookup {
-        let (lookup, counter) = match cached {
-            EntryRead::Answered(Some(entry)) => {
-                let version = entry.version;
-                match usable::<T>(entry) {
-                    Some((_, representation)) => (
-                        Lookup::Hit(representation.digest, representation.body),
-                        &self.counters.hits,
-                    ),
-                    // A tombstone (invalidated), or an entry of another
-                    // format (an earlier release's): reload.
-                    None => (
-                        Lookup::Miss {
-                            ask_redis: true,
-                            at_least: version,
-                        },
-                        &self.counters.misses,
-                    ),
-                }
-            }
-            EntryRead::Answered(None) => (
-                Lookup::Miss {
-                    ask_redis: true,
-                    at_least: 0,
-                },
-                &self.counters.misses,
-            ),
-            EntryRead::SlowMiss => (
-                Lookup::Miss {
-                    ask_redis: false,
-                    at_least: 0,
-                },
-                &self.counters.misses,
-            ),
-            EntryRead::Failed(error) => {
-                tracing::warn!(key = key.as_str(), error = %error, "cache read failed; reading the source");
-                let miss = Lookup::Miss {
-                    ask_redis: false,
-                    at_least: 0,
-                };
-                (miss, &self.counters.bypasses)
-            }
-        };
-        counter.inc();
-        lookup
     }
 
     async fn fill<T>(&self, key: &CacheKey<T>, version: i64, representation: &Representation) {

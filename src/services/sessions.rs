@@ -1,10 +1,10 @@
 //! Sessions: recorded in SQL (the truth: a Redis restarted empty loses no
 //! session), and mirrored in Redis as what an access-token check reads in
-//! one round trip. Refresh tokens rotate; a spent one presented again
-//! within the grace period (another tab) gets the same next token, after
-//! it (a thief, or the victim after one) ends the session.
+//! one round trip. Here they start, are listed and end; `principal` checks
+//! an access token's session, `refresh` rotates refresh tokens.
 
 mod principal;
+mod refresh;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,17 +17,12 @@ use super::audit;
 use super::reads::NearReads;
 use super::refresh_tokens::RefreshSecrets;
 use super::retry::after_commit;
-use super::tokens::{TokenIssuer, TokenSubject};
+use super::tokens::TokenIssuer;
 use crate::domain::{RefreshToken, Role, SessionId, SessionRecord, UserId};
 use crate::error::AppError;
 use crate::repositories::redis::SessionStore;
 use crate::repositories::sql::{NewAuditEvent, NewSession, SessionRepository};
 pub use principal::{Admin, Principal};
-
-/// The most rotations `precedes` walks back: a month and more of refreshes
-/// at the default access-token lifetime (15 minutes), for a few
-/// milliseconds of HMACs when a forged token names a live session.
-const MAX_ROTATIONS_WALKED: u32 = 4096;
 
 #[derive(Debug, Clone)]
 pub struct SessionSettings {
@@ -96,38 +91,6 @@ impl SessionService {
         }
     }
 
-    /// The claims of a well-signed, unexpired access token; its session is
-    /// still to be checked, by `authenticate` or `accept`.
-    pub fn verify_token(&self, token: &str) -> Result<TokenSubject, AppError> {
-        self.tokens.verify(token).ok_or(AppError::Unauthorized)
-    }
-
-    /// The caller, if the token's session is live. One Redis round trip (or
-    /// none, from the near cache); without Redis no one is authenticated.
-    pub async fn authenticate(&self, subject: TokenSubject) -> Result<Principal, AppError> {
-        let value = self.reads.get(&self.store.key(&subject.session)).await?;
-        Self::accept(subject, value.as_deref())
-    }
-
-    /// The key whose value `accept` needs, for callers that read it together
-    /// with a value of their own.
-    pub fn session_key(&self, subject: &TokenSubject) -> String {
-        self.store.key(&subject.session)
-    }
-
-    /// The caller, if `value` (read from the session key) says the token's
-    /// session is live and belongs to the token's user.
-    pub fn accept(subject: TokenSubject, value: Option<&[u8]>) -> Result<Principal, AppError> {
-        let live = value
-            .and_then(|value| std::str::from_utf8(value).ok())
-            .and_then(|value| value.parse::<i64>().ok())
-            == Some(subject.user.0);
-        if !live {
-            return Err(AppError::Unauthorized);
-        }
-        Ok(Principal::checked(subject))
-    }
-
     /// Starts a session for a user whose password hash was just verified.
     /// `None` if the password changed (or the user went) meanwhile.
     pub async fn start(
@@ -179,74 +142,6 @@ impl SessionService {
             .map(Some)
     }
 
-    /// A new pair for the session `presented` belongs to (see the module
-    /// comment for reuse). Unknown, expired, ended: `unauthorized`.
-    pub async fn refresh(&self, presented: &RefreshToken) -> Result<Tokens, AppError> {
-        let id = presented.session();
-        let presented_hash = RefreshSecrets::hash(presented);
-        let next = self.secrets.next(presented).map_err(AppError::Internal)?;
-        let next_hash = RefreshSecrets::hash(&next);
-        let now = OffsetDateTime::now_utc();
-        // Twice at most: a lost race to rotate is read again as a reuse.
-        for _ in 0..2 {
-            let state = self
-                .repository
-                .find(id)
-                .await?
-                .ok_or(AppError::Unauthorized)?;
-            if state.ended || state.expires_at_ms <= now_ms(now) {
-                return Err(AppError::Unauthorized);
-            }
-            let current = state.refresh_hash == presented_hash;
-            if !current {
-                let spent_ms = state.previous_spent_at_ms.unwrap_or(0);
-                let grace_ms = self.settings.reuse_grace.as_millis() as i64;
-                let after_grace = now_ms(now) > spent_ms + grace_ms;
-                let Some(previous) = state.previous_refresh_hash.as_deref() else {
-                    return Err(AppError::Unauthorized);
-                };
-                if previous != presented_hash {
-                    // Spent before the previous one was: as stolen as it.
-                    if after_grace && self.precedes(presented, previous)? {
-                        self.end_after_reuse(id, state.user).await?;
-                    }
-                    return Err(AppError::Unauthorized);
-                }
-                if after_grace {
-                    self.end_after_reuse(id, state.user).await?;
-                    return Err(AppError::Unauthorized);
-                }
-                // Another tab's refresh: its next token must be the current one.
-                if state.refresh_hash != next_hash {
-                    return Err(AppError::Unauthorized);
-                }
-            }
-            // Redis before SQL: with Redis down nothing is spent, so the
-            // client can retry with the same token once it is back.
-            if !self
-                .store
-                .activate(id, state.user, self.mirror_ttl())
-                .await?
-            {
-                // Ended meanwhile: the tombstone wins.
-                return Err(AppError::Unauthorized);
-            }
-            if current {
-                if !self
-                    .repository
-                    .rotate(id, &presented_hash, &next_hash, now)
-                    .await?
-                {
-                    continue;
-                }
-            } else {
-                self.repository.touch(id, now).await?;
-            }
-            return self.issue(state.user, state.role, id, next, state.expires_at_ms, now);
-        }
-        Err(AppError::Unauthorized)
-    }
-
     /// The caller's live sessions, newest first.
     pub async fn list(&self, caller: &Principal) -> Result<Vec<SessionView>, AppError> {
         let now = now_ms(OffsetDateTime::now_utc());
@@ -288,30 +183,6 @@ impl SessionService {
         let ended = self.repository.end_all(user, now, event.as_ref()).await?;
         self.end_in_redis(ended).await;
         Ok(())
-    }
-
-    /// Whether `presented` is an earlier token of its session than the one
-    /// hashed `later`: one its successors reach within the walk's bound.
-    fn precedes(&self, presented: &RefreshToken, later: &str) -> Result<bool, AppError> {
-        let mut token = self.secrets.next(presented).map_err(AppError::Internal)?;
-        for _ in 0..MAX_ROTATIONS_WALKED {
-            if RefreshSecrets::hash(&token) == later {
-                return Ok(true);
-            }
-            token = self.secrets.next(&token).map_err(AppError::Internal)?;
-        }
-        Ok(false)
-    }
-
-    async fn end_after_reuse(&self, id: &SessionId, user: UserId) -> Result<(), AppError> {
-        tracing::warn!(user = %user, session = %id, "spent refresh token reused; session ended");
-        let event = audit::event(
-            "auth.refresh_reused",
-            None,
-            Some(user),
-            json!({"session": id.as_str()}),
-        );
-        self.end(user, id, Some(event)).await.map(drop)
     }
 
     /// Tombstones for sessions SQL has ended (here, or in the transaction

@@ -1,15 +1,18 @@
-//! The cross-instance right to load one missing cache entry.
+//! The cross-instance right to load one missing cache entry, and the wait
+//! of the instances without it for the one that holds it.
 
 use std::time::Duration;
 
+use super::lookup::usable;
+use super::{Cacheable, Representation};
 use crate::repositories::redis::{CacheKey, CacheStore, CachedEntry};
 
 /// How long one instance may hold the right to load a missing entry, and
 /// how long (and how often) the others look for its result before loading
 /// it themselves.
 const FILL_LEASE: Duration = Duration::from_secs(2);
-pub(super) const FILL_POLL_EVERY: Duration = Duration::from_millis(20);
-pub(super) const FILL_POLLS: u32 = 10;
+const FILL_POLL_EVERY: Duration = Duration::from_millis(20);
+const FILL_POLLS: u32 = 10;
 
 /// The cross-instance right to load one entry. When Redis cannot be asked,
 /// it counts as ours: loading is always allowed, only deduplicated.
@@ -59,4 +62,24 @@ impl Lease {
             });
         }
     }
+}
+
+/// Polls for an entry another instance is filling, for a bounded time.
+pub(super) async fn wait_for_fill<T: Cacheable>(
+    store: &CacheStore,
+    key: &CacheKey<T>,
+) -> Option<(i64, Representation)> {
+    for _ in 0..FILL_POLLS {
+        tokio::time::sleep(FILL_POLL_EVERY).await;
+        match store.get(key.as_str()).await {
+            Ok(Some(entry)) => {
+                if let Some(filled) = usable::<T>(entry) {
+                    return Some(filled);
+                }
+            }
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }

@@ -1,12 +1,14 @@
-//! Who is calling: a `Principal`, and an `Admin` once that was checked.
+//! Who is calling: the check of an access token's session that makes a
+//! `Principal`, and an `Admin` once that was checked.
 
+use super::SessionService;
 use crate::domain::{Role, SessionId, UserId};
 use crate::error::AppError;
 use crate::services::tokens::TokenSubject;
 
 /// The caller of an authenticated request: a valid token whose session was
-/// found live. Only the session service makes one (`checked` is visible to
-/// it alone), so no handler can skip the check.
+/// found live. Only the session service makes one (`checked` is private to
+/// this module, where its `accept` is), so no handler can skip the check.
 // A private field, not `#[non_exhaustive]`: that would still let every
 // module of this crate build one.
 #[allow(clippy::manual_non_exhaustive)]
@@ -20,7 +22,7 @@ pub struct Principal {
 
 impl Principal {
     /// For the session service, once it found the session live.
-    pub(super) fn checked(subject: TokenSubject) -> Self {
+    fn checked(subject: TokenSubject) -> Self {
         Self {
             user: subject.user,
             role: subject.role,
@@ -62,5 +64,39 @@ impl std::ops::Deref for Admin<'_> {
 
     fn deref(&self) -> &Principal {
         self.0
+    }
+}
+
+impl SessionService {
+    /// The claims of a well-signed, unexpired access token; its session is
+    /// still to be checked, by `authenticate` or `accept`.
+    pub fn verify_token(&self, token: &str) -> Result<TokenSubject, AppError> {
+        self.tokens.verify(token).ok_or(AppError::Unauthorized)
+    }
+
+    /// The caller, if the token's session is live. One Redis round trip (or
+    /// none, from the near cache); without Redis no one is authenticated.
+    pub async fn authenticate(&self, subject: TokenSubject) -> Result<Principal, AppError> {
+        let value = self.reads.get(&self.store.key(&subject.session)).await?;
+        Self::accept(subject, value.as_deref())
+    }
+
+    /// The key whose value `accept` needs, for callers that read it together
+    /// with a value of their own.
+    pub fn session_key(&self, subject: &TokenSubject) -> String {
+        self.store.key(&subject.session)
+    }
+
+    /// The caller, if `value` (read from the session key) says the token's
+    /// session is live and belongs to the token's user.
+    pub fn accept(subject: TokenSubject, value: Option<&[u8]>) -> Result<Principal, AppError> {
+        let live = value
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| value.parse::<i64>().ok())
+            == Some(subject.user.0);
+        if !live {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(Principal::checked(subject))
     }
 }
