@@ -51,7 +51,7 @@ impl Role {
 }
 
 // The cache holds this and its `PublicUser` view together, in one entry
-// (`Representation::pair` in services/cache.rs).
+// (`Representation::pair` in services/cache/representation.rs).
 /// The user as the user itself and admins see it; any other caller gets a
 /// `PublicUser`. The password hash is not part of it, so it can never be
 /// serialised by accident.
