@@ -21,6 +21,8 @@ pub fn cluster_nodes() -> String {
     )
 }
 
+// One per test app: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum TestRedis {
     Single(redis::Client),
