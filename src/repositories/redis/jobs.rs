@@ -2,17 +2,26 @@
 //! delivery: a job stays pending until acknowledged, and another worker
 //! claims it if its worker goes quiet), a sorted set of jobs waiting to be
 //! retried, and a dead-letter list.
+//!
+//! Here: taking jobs in and handing them out. How a delivery ends
+//! (`settle`), the retry and dead-letter scripts and the counts (`upkeep`),
+//! the blocking connection a worker reads with (`connection`) and the move
+//! from the keys of older releases (`migrate`) have files of their own.
+
+mod connection;
+mod migrate;
+mod settle;
+mod upkeep;
 
 use std::time::Duration;
 
 use redis::Script;
-use redis::aio::MultiplexedConnection;
-use redis::cluster_async::ClusterConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::{Keys, RedisClient, RedisError};
-use crate::config::RedisSettings;
-use crate::domain::{Job, QueueCounts};
+use crate::domain::Job;
+
+pub use connection::BlockingConnection;
 
 const GROUP: &str = "workers";
 const FIELD: &str = "job";
@@ -32,53 +41,6 @@ pub struct JobQueue {
     keys: Keys,
     promote_script: Script,
     replay_script: Script,
-}
-
-/// A connection of one worker's own for blocking reads: a blocking read
-/// would hold up every other command on a shared multiplexed connection,
-/// and needs a response timeout longer than its block.
-pub enum BlockingConnection {
-    Single(MultiplexedConnection),
-    /// A cluster connection of its own (the stream lives on one master,
-    /// found and followed through failovers by the cluster client).
-    Cluster(ClusterConnection),
-}
-
-impl BlockingConnection {
-    pub async fn open(settings: &RedisSettings, block: Duration) -> Result<Self, RedisError> {
-        let connect = Duration::from_millis(settings.create_timeout_ms);
-        let respond = block + Duration::from_secs(2);
-        let seeds = settings.cluster_seeds();
-        if !seeds.is_empty() {
-            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds);
-            if !settings.tls_ca_file.is_empty() {
-                let file = &settings.tls_ca_file;
-                let pem = std::fs::read(file).map_err(|error| {
-                    RedisError::Setup(format!("cannot read redis.tls_ca_file {file}: {error}"))
-                })?;
-                builder = builder.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                });
-            }
-            let config = redis::cluster::ClusterConfig::new()
-                .set_connection_timeout(connect)
-                .set_response_timeout(respond);
-            let client = builder.build()?;
-            return Ok(Self::Cluster(
-                client.get_async_connection_with_config(config).await?,
-            ));
-        }
-        let client = redis::Client::open(super::client::connection_info(settings)?)?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(connect))
-            .set_response_timeout(Some(respond));
-        Ok(Self::Single(
-            client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?,
-        ))
-    }
 }
 
 fn delivery_of(entry: &StreamId) -> Delivery {
@@ -101,67 +63,6 @@ impl JobQueue {
             promote_script: Script::new(include_str!("scripts/jobs_promote_due.lua")),
             replay_script: Script::new(include_str!("scripts/jobs_replay_dead.lua")),
         }
-    }
-
-    /// Moves the queue of a release before hash tags (`{prefix}jobs:stream`
-    /// and its siblings, `{prefix}jobs:done:*`) to the tagged keys, so no
-    /// waiting, delayed or dead job is lost in an upgrade. Run at every
-    /// start after `ensure_group`; costs one EXISTS when there is nothing to
-    /// move. Not on a cluster: no release before the tags ran on one.
-    /// Returns how many jobs were moved.
-    pub async fn migrate_untagged(&self) -> Result<u64, RedisError> {
-        if self.client.is_cluster() {
-            return Ok(0);
-        }
-        let script = Script::new(include_str!("scripts/jobs_migrate_untagged.lua"));
-        let mut invocation = script.prepare_invoke();
-        for key in self.keys.untagged_job_keys() {
-            invocation.key(key);
-        }
-        invocation
-            .key(self.keys.jobs_stream())
-            .key(self.keys.jobs_delayed())
-            .key(self.keys.jobs_dead())
-            .key(self.keys.jobs_counters());
-        let moved: i64 = self.client.invoke(&invocation).await?;
-        if moved < 0 {
-            return Ok(0);
-        }
-        // The done markers that stop a redelivered job from being done twice.
-        let (pattern, old_prefix) = self.keys.untagged_job_done_pattern();
-        let mut cursor = 0u64;
-        loop {
-            let (next, markers): (u64, Vec<String>) = self
-                .client
-                .query(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000),
-                )
-                .await?;
-            for marker in markers {
-                if let Some(job_id) = marker.strip_prefix(&old_prefix) {
-                    // RENAME keeps the TTL; a marker gone meanwhile is no loss.
-                    let _: Result<(), RedisError> = self
-                        .client
-                        .query(
-                            redis::cmd("RENAME")
-                                .arg(&marker)
-                                .arg(self.keys.job_done(job_id)),
-                        )
-                        .await;
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        tracing::info!(moved, "job queue moved to its hash-tagged keys");
-        Ok(moved as u64)
     }
 
     /// Creates the stream and its consumer group if they do not exist.
@@ -283,144 +184,5 @@ impl JobQueue {
             )
             .await?;
         Ok(pending.first().map_or(1, |(_, _, _, count)| *count))
-    }
-
-    /// Done: acknowledged, removed, counted, and remembered as done.
-    pub async fn complete(&self, delivery: &Delivery, job_id: &str) -> Result<(), RedisError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("SET")
-            .arg(self.keys.job_done(job_id))
-            .arg(1)
-            .arg("EX")
-            .arg(7 * 24 * 3600)
-            .ignore();
-        self.acknowledge_into(&mut pipe, delivery);
-        pipe.cmd("HINCRBY")
-            .arg(self.keys.jobs_counters())
-            .arg("delivered")
-            .arg(1)
-            .ignore();
-        self.client.query_pipeline(&pipe).await
-    }
-
-    /// Whether a job with this id was completed before (a redelivery).
-    pub async fn was_completed(&self, job_id: &str) -> Result<bool, RedisError> {
-        self.client
-            .query(redis::cmd("EXISTS").arg(self.keys.job_done(job_id)))
-            .await
-    }
-
-    /// Acknowledges an entry without doing it (already done, or unreadable).
-    pub async fn discard(&self, delivery: &Delivery) -> Result<(), RedisError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        self.acknowledge_into(&mut pipe, delivery);
-        self.client.query_pipeline(&pipe).await
-    }
-
-    /// Schedules another attempt after `delay`, atomically with taking the
-    /// job off the stream.
-    pub async fn retry_later(
-        &self,
-        delivery: &Delivery,
-        job: &Job,
-        delay: Duration,
-    ) -> Result<(), RedisError> {
-        let due = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-            + delay.as_millis() as i128;
-        let payload = serde_json::to_vec(job)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("ZADD")
-            .arg(self.keys.jobs_delayed())
-            .arg(due as i64)
-            .arg(payload)
-            .ignore();
-        self.acknowledge_into(&mut pipe, delivery);
-        pipe.cmd("HINCRBY")
-            .arg(self.keys.jobs_counters())
-            .arg("retried")
-            .arg(1)
-            .ignore();
-        self.client.query_pipeline(&pipe).await
-    }
-
-    /// Gives up on a job: it goes to the dead-letter list with the reason.
-    pub async fn bury(
-        &self,
-        delivery: &Delivery,
-        job: Option<&Job>,
-        error: &str,
-    ) -> Result<(), RedisError> {
-        let entry = serde_json::json!({"job": job, "entry": delivery.entry_id, "error": error});
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("LPUSH")
-            .arg(self.keys.jobs_dead())
-            .arg(entry.to_string())
-            .ignore();
-        self.acknowledge_into(&mut pipe, delivery);
-        self.client.query_pipeline(&pipe).await
-    }
-
-    fn acknowledge_into(&self, pipe: &mut redis::Pipeline, delivery: &Delivery) {
-        let stream = self.keys.jobs_stream();
-        pipe.cmd("XACK")
-            .arg(&stream)
-            .arg(GROUP)
-            .arg(&delivery.entry_id)
-            .ignore();
-        pipe.cmd("XDEL")
-            .arg(&stream)
-            .arg(&delivery.entry_id)
-            .ignore();
-    }
-
-    /// Moves retries whose time has come back into the stream.
-    pub async fn promote_due(&self) -> Result<u64, RedisError> {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        let mut invocation = self.promote_script.key(self.keys.jobs_delayed());
-        invocation
-            .key(self.keys.jobs_stream())
-            .arg(now as i64)
-            .arg(100);
-        self.client.invoke(&invocation).await
-    }
-
-    /// Puts up to `limit` dead jobs back in the stream with fresh attempts.
-    pub async fn replay_dead(&self, limit: u64) -> Result<u64, RedisError> {
-        let mut invocation = self.replay_script.key(self.keys.jobs_dead());
-        invocation.key(self.keys.jobs_stream()).arg(limit);
-        self.client.invoke(&invocation).await
-    }
-
-    pub async fn counts(&self) -> Result<QueueCounts, RedisError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("XLEN").arg(self.keys.jobs_stream());
-        pipe.cmd("XPENDING").arg(self.keys.jobs_stream()).arg(GROUP);
-        pipe.cmd("ZCARD").arg(self.keys.jobs_delayed());
-        pipe.cmd("LLEN").arg(self.keys.jobs_dead());
-        pipe.cmd("HMGET")
-            .arg(self.keys.jobs_counters())
-            .arg("retried")
-            .arg("delivered");
-        type Summary = (u64, redis::Value, redis::Value, redis::Value);
-        let (length, pending, delayed, dead, counters): (
-            u64,
-            Summary,
-            u64,
-            u64,
-            (Option<u64>, Option<u64>),
-        ) = self.client.query_pipeline(&pipe).await?;
-        let in_flight = pending.0;
-        Ok(QueueCounts {
-            pending: length.saturating_sub(in_flight),
-            in_flight,
-            delayed,
-            dead,
-            retried: counters.0.unwrap_or(0),
-            delivered: counters.1.unwrap_or(0),
-        })
     }
 }

@@ -3,11 +3,14 @@
 //! under the tracked prefixes and drops the copy. While the link is down
 //! the copy is empty and bypassed, since changes could go unheard.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+mod shard;
+
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use shard::{Fnv, Held, Shard, evict_one};
 
 const SHARDS: usize = 64;
 
@@ -19,44 +22,6 @@ pub struct NearCache {
     /// Bumped by every flush: a fill that started before one is dropped.
     epoch: AtomicU64,
     stats: Stats,
-}
-
-#[derive(Default)]
-struct Shard {
-    entries: HashMap<Box<str>, Held, BuildHasherDefault<Fnv>>,
-    /// Bumped by every invalidation of a key in this shard.
-    changes: u64,
-    /// Counted under the shard's lock, so the hot path shares no counter
-    /// between cores.
-    hits: u64,
-    misses: u64,
-}
-
-/// FNV-1a: fast for short keys that differ mostly in their last digits;
-/// the keys are ours, not an attacker's choice of hash collisions.
-struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-struct Held {
-    value: Arc<[u8]>,
-    expires: Instant,
 }
 
 /// Taken before reading Redis; the value read may be kept only if no
@@ -223,20 +188,6 @@ impl NearCache {
             flushes: self.stats.flushes.load(Ordering::Relaxed),
             link_up: self.is_serving(),
         }
-    }
-}
-
-/// Makes room: an expired entry if the first few hold one, else any.
-fn evict_one(entries: &mut HashMap<Box<str>, Held, BuildHasherDefault<Fnv>>) {
-    let now = Instant::now();
-    let victim = entries
-        .iter()
-        .take(8)
-        .find(|(_, held)| held.expires <= now)
-        .or_else(|| entries.iter().next())
-        .map(|(key, _)| key.clone());
-    if let Some(victim) = victim {
-        entries.remove(&victim);
     }
 }
 

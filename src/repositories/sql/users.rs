@@ -3,6 +3,8 @@
 //! PostgreSQL), so one macro body is compiled once per backend: a change to
 //! a query lands on both, and the shared test suite runs against both.
 
+mod rows;
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
@@ -16,41 +18,9 @@ use super::{
 };
 use crate::domain::{Job, Role, User, UserId};
 
-/// The columns of `UserRow`, as a literal so queries are built with `concat!`.
-macro_rules! user_columns {
-    () => {
-        "id, username, email, email_verified, role, disabled, version, created_at, updated_at"
-    };
-}
+use rows::{CredentialsRow, UserRow, credential_columns, user_columns};
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: i64,
-    username: String,
-    email: String,
-    email_verified: bool,
-    role: String,
-    disabled: bool,
-    version: i64,
-    created_at: OffsetDateTime,
-    updated_at: OffsetDateTime,
-}
-
-#[derive(sqlx::FromRow)]
-struct CredentialsRow {
-    id: i64,
-    role: String,
-    password_hash: String,
-    email_verified: bool,
-    disabled: bool,
-}
-
-/// The columns of `CredentialsRow`.
-macro_rules! credential_columns {
-    () => {
-        "id, role, password_hash, email_verified, disabled"
-    };
-}
+pub(super) use rows::parse_role;
 
 /// `text` as a LIKE pattern that matches it anywhere, literally.
 fn contains_pattern(text: &str) -> String {
@@ -64,46 +34,6 @@ fn contains_pattern(text: &str) -> String {
     }
     pattern.push('%');
     pattern
-}
-
-pub(super) fn parse_role(role: &str) -> Result<Role, SqlError> {
-    Role::parse(role).ok_or_else(|| {
-        SqlError::Other(sqlx::Error::Decode(
-            format!("unknown role {role:?} in users.role").into(),
-        ))
-    })
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = SqlError;
-
-    fn try_from(row: UserRow) -> Result<Self, SqlError> {
-        Ok(User {
-            id: UserId(row.id),
-            role: parse_role(&row.role)?,
-            username: row.username,
-            email: row.email,
-            email_verified: row.email_verified,
-            disabled: row.disabled,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            version: row.version,
-        })
-    }
-}
-
-impl TryFrom<CredentialsRow> for Credentials {
-    type Error = SqlError;
-
-    fn try_from(row: CredentialsRow) -> Result<Self, SqlError> {
-        Ok(Credentials {
-            id: UserId(row.id),
-            role: parse_role(&row.role)?,
-            password_hash: row.password_hash,
-            email_verified: row.email_verified,
-            disabled: row.disabled,
-        })
-    }
 }
 
 macro_rules! sql_user_repository {
