@@ -14,7 +14,7 @@ use cluster::Cluster;
 use lanes::Shared;
 
 pub use cluster::{NodeAddress, SlotMap};
-pub use connect::connection_info;
+pub use connect::{connection_info, tls_certificates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {

@@ -11,7 +11,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{AsyncConnectionConfig, FromRedisValue, IntoConnectionInfo};
 
-use super::connect::describe_redis;
+use super::connect::{describe_redis, tls_certificates};
 use super::{RedisClient, RedisError};
 use crate::config::{RedisSettings, redact_url};
 
@@ -177,14 +177,8 @@ pub(super) async fn connect_cluster(
         .min_retry_wait(10)
         .max_retry_wait(200)
         .retry_wait_formula(10, 2);
-    if !settings.tls_ca_file.is_empty() {
-        let file = &settings.tls_ca_file;
-        let pem =
-            std::fs::read(file).with_context(|| format!("cannot read redis.tls_ca_file {file}"))?;
-        builder = builder.certs(redis::TlsCertificates {
-            client_tls: None,
-            root_cert: Some(pem),
-        });
+    if let Some(certificates) = tls_certificates(settings)? {
+        builder = builder.certs(certificates);
     }
     let client = builder
         .build()

@@ -50,25 +50,35 @@ impl RedisClient {
     }
 }
 
-/// Where and how to connect: `redis.url`, and for a `rediss://` URL the CA
-/// of `redis.tls_ca_file` as the one trusted root when it is set (a
-/// self-signed or private CA), else the public roots.
-pub fn connection_info(settings: &RedisSettings) -> Result<ConnectionInfo, RedisError> {
-    let info = settings.url.expose_secret().into_connection_info()?;
+/// The CA of `redis.tls_ca_file` as the one trusted root, when it is set
+/// (a self-signed or private CA); `None` trusts the public roots.
+pub fn tls_certificates(
+    settings: &RedisSettings,
+) -> Result<Option<redis::TlsCertificates>, RedisError> {
     if settings.tls_ca_file.is_empty() {
-        return Ok(info);
+        return Ok(None);
     }
     let file = &settings.tls_ca_file;
     let pem = std::fs::read(file).map_err(|error| {
         RedisError::Setup(format!("cannot read redis.tls_ca_file {file}: {error}"))
     })?;
-    let certificates = redis::TlsCertificates {
+    Ok(Some(redis::TlsCertificates {
         client_tls: None,
         root_cert: Some(pem),
+    }))
+}
+
+/// Where and how to connect: `redis.url`, with [`tls_certificates`] for a
+/// `rediss://` URL.
+pub fn connection_info(settings: &RedisSettings) -> Result<ConnectionInfo, RedisError> {
+    let info = settings.url.expose_secret().into_connection_info()?;
+    let Some(certificates) = tls_certificates(settings)? else {
+        return Ok(info);
     };
     let client = redis::Client::build_with_tls(info, certificates).map_err(|error| {
         RedisError::Setup(format!(
-            "redis.tls_ca_file {file} needs a rediss:// URL and a PEM certificate: {error}"
+            "redis.tls_ca_file {} needs a rediss:// URL and a PEM certificate: {error}",
+            settings.tls_ca_file
         ))
     })?;
     Ok(client.get_connection_info().clone())

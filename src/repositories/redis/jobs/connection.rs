@@ -7,7 +7,7 @@ use redis::cluster_async::ClusterConnection;
 
 use crate::config::RedisSettings;
 use crate::repositories::redis::RedisError;
-use crate::repositories::redis::client::connection_info;
+use crate::repositories::redis::client::{connection_info, tls_certificates};
 
 /// A connection of one worker's own for blocking reads: a blocking read
 /// would hold up every other command on a shared multiplexed connection,
@@ -26,15 +26,8 @@ impl BlockingConnection {
         let seeds = settings.cluster_seeds();
         if !seeds.is_empty() {
             let mut builder = redis::cluster::ClusterClientBuilder::new(seeds);
-            if !settings.tls_ca_file.is_empty() {
-                let file = &settings.tls_ca_file;
-                let pem = std::fs::read(file).map_err(|error| {
-                    RedisError::Setup(format!("cannot read redis.tls_ca_file {file}: {error}"))
-                })?;
-                builder = builder.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                });
+            if let Some(certificates) = tls_certificates(settings)? {
+                builder = builder.certs(certificates);
             }
             let config = redis::cluster::ClusterConfig::new()
                 .set_connection_timeout(connect)
