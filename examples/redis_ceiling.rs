@@ -2,13 +2,16 @@
 //! that answers every request with exactly one Redis GET. The benchmark
 //! reports the service's throughput as a ratio to this.
 //!
-//!     cargo run --release --example redis_ceiling -- PORT [deadpool|deadpool-per-worker|lanes|constant]
+//!     cargo run --release --example redis_ceiling -- PORT [deadpool|deadpool-per-worker|lanes|cluster|cluster-two|constant]
 //!
 //! `deadpool` (the default) is the plain actix-web + deadpool-redis program:
 //! one shared pool, a checkout per request (deadpool PINGs a connection on
 //! every checkout); `deadpool-per-worker` builds one such pool per actix
 //! worker (the common way to write it well). `lanes` goes through the service's
-//! own `RedisClient`.
+//! own `RedisClient`. `cluster` is `lanes` on the Redis Cluster named by
+//! BENCH_REDIS_CLUSTER_NODES; `cluster-two` sends two GETs at once there, to
+//! keys in different slots: what the service's session check and cache read
+//! cost on a cluster, where they cannot share one round trip to one node.
 //! `constant` answers the same body without Redis: what wrk and actix-web
 //! can do on this machine at all, the bound on anything served from memory.
 //!
@@ -26,6 +29,24 @@ async fn constant() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
         .body(USER)
+}
+
+/// A key in another slot than [`KEY`], for `cluster-two`.
+const OTHER_KEY: &str = "bench:ceiling:other";
+
+async fn two_gets(redis: web::Data<RedisClient>) -> HttpResponse {
+    let mut first = redis::cmd("GET");
+    first.arg(KEY);
+    let mut second = redis::cmd("GET");
+    second.arg(OTHER_KEY);
+    let (value, other) = tokio::join!(
+        redis.query::<Option<Vec<u8>>>(&first),
+        redis.query::<Option<Vec<u8>>>(&second)
+    );
+    match other {
+        Ok(Some(_)) => answer(value.map_err(drop)),
+        _ => HttpResponse::ServiceUnavailable().finish(),
+    }
 }
 
 async fn one_get(redis: web::Data<RedisClient>) -> HttpResponse {
@@ -68,14 +89,19 @@ async fn main() -> anyhow::Result<()> {
     let mode = std::env::args().nth(2).unwrap_or_else(|| "deadpool".into());
     let url =
         std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/14".into());
-    let settings = RedisSettings {
+    let mut settings = RedisSettings {
         operation_timeout_ms: 300,
         ..RedisSettings::for_tool(&url, "bench:")
     };
+    if mode.starts_with("cluster") {
+        settings.cluster_nodes = std::env::var("BENCH_REDIS_CLUSTER_NODES")?.into();
+    }
     let redis = RedisClient::connect(&settings).await?;
-    redis
-        .query::<()>(redis::cmd("SET").arg(KEY).arg(USER))
-        .await?;
+    for key in [KEY, OTHER_KEY] {
+        redis
+            .query::<()>(redis::cmd("SET").arg(key).arg(USER))
+            .await?;
+    }
     let client = web::Data::new(redis);
     let new_pool = move || {
         deadpool_redis::Config::from_url(url.clone())
@@ -93,7 +119,8 @@ async fn main() -> anyhow::Result<()> {
         let app = App::new().app_data(client.clone()).app_data(pool);
         match mode.as_str() {
             "constant" => app.default_service(web::to(constant)),
-            "lanes" => app.default_service(web::to(one_get)),
+            "lanes" | "cluster" => app.default_service(web::to(one_get)),
+            "cluster-two" => app.default_service(web::to(two_gets)),
             _ => app.default_service(web::to(one_get_deadpool)),
         }
     })
