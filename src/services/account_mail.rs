@@ -162,19 +162,3 @@ impl AccountMailer {
         self.mailer.send(&mail).await
     }
 }
-
-/// Every hour, deletes tokens that expired more than a day ago.
-pub fn prune_tokens_periodically(tokens: Arc<dyn AccountTokenRepository>) {
-    tokio::spawn(async move {
-        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            every_hour.tick().await;
-            let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-            match tokens.prune(now_ms - 86_400_000).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "expired account tokens deleted"),
-                Err(error) => tracing::warn!(error = ?error, "pruning account tokens failed"),
-            }
-        }
-    });
-}

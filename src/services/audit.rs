@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -104,20 +103,4 @@ impl AuditService {
             next_before_id,
         })
     }
-}
-
-/// Every hour, deletes events older than the retention.
-pub fn prune_periodically(repository: Arc<dyn AuditRepository>, retention: Duration) {
-    tokio::spawn(async move {
-        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            every_hour.tick().await;
-            let before = OffsetDateTime::now_utc() - retention;
-            match repository.prune(before).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "old audit events deleted"),
-                Err(error) => tracing::warn!(error = ?error, "pruning the audit log failed"),
-            }
-        }
-    });
 }

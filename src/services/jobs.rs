@@ -1,6 +1,7 @@
 //! Background jobs: the outbox relay (SQL → Redis stream), the workers, and
 //! the admin's view of the queue.
 
+mod prune;
 mod relay;
 mod worker;
 
@@ -15,23 +16,30 @@ use crate::domain::QueueCounts;
 use crate::error::AppError;
 use crate::repositories::redis::JobQueue;
 use crate::repositories::sql::OutboxRepository;
+pub use prune::Prune;
 pub use relay::OutboxRelay;
 pub use worker::Worker;
 
-/// The relay and workers of one process, and the switch that stops them.
+/// The relay, workers and pruning of one process, and the switch that
+/// stops them.
 pub struct JobTasks {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl JobTasks {
-    pub fn start(relay: OutboxRelay, workers: Vec<Worker>) -> Self {
+    pub fn start(relay: OutboxRelay, workers: Vec<Worker>, prunes: Vec<Prune>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(relay.run(stopped.clone()))];
         tasks.extend(
             workers
                 .into_iter()
                 .map(|worker| tokio::spawn(worker.run(stopped.clone()))),
+        );
+        tasks.extend(
+            prunes
+                .into_iter()
+                .map(|prune| tokio::spawn(prune.run(stopped.clone()))),
         );
         Self { stop, tasks }
     }

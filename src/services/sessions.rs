@@ -242,20 +242,3 @@ fn truncate_user_agent(agent: &str) -> &str {
         None => agent,
     }
 }
-
-/// Every hour, deletes the records of sessions that ended or expired more
-/// than a day ago (with them, their spent refresh-token hashes).
-pub fn prune_periodically(repository: Arc<dyn SessionRepository>) {
-    tokio::spawn(async move {
-        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            every_hour.tick().await;
-            let day_ago = now_ms(OffsetDateTime::now_utc()) - 86_400_000;
-            match repository.prune(day_ago).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::info!(pruned, "old session records deleted"),
-                Err(error) => tracing::warn!(error = ?error, "pruning sessions failed"),
-            }
-        }
-    });
-}

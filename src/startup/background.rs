@@ -1,5 +1,5 @@
 //! What runs beside the HTTP server: the outbox relay and job workers with
-//! their periodic pruning, the idle-client sweep, and the shutdown signal.
+//! their hourly pruning (all stopped on shutdown), the idle-client sweep, and the shutdown signal.
 
 use std::time::Duration;
 
@@ -9,13 +9,11 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::repositories::redis::{JobQueue, Keys, RedisClient};
 use crate::repositories::sql::Database;
-use crate::services::account_mail::{AccountMailer, prune_tokens_periodically};
-use crate::services::audit;
-use crate::services::jobs::{JobTasks, OutboxRelay, Worker};
+use crate::services::account_mail::AccountMailer;
+use crate::services::jobs::{JobTasks, OutboxRelay, Prune, Worker};
 use crate::services::mail::Mailer;
 use crate::services::outbox::OutboxSignal;
 use crate::services::rate_limit::RateLimitService;
-use crate::services::sessions::prune_periodically;
 
 /// The outbox relay, and (if `with_workers`) the job workers, of this process.
 pub async fn start_jobs(
@@ -40,19 +38,21 @@ pub async fn start_jobs(
         signal,
         Duration::from_secs(settings.jobs.relay_again_after_seconds),
     );
-    let mut workers = Vec::new();
+    let (mut workers, mut prunes) = (Vec::new(), Vec::new());
     if with_workers {
-        prune_periodically(database.sessions());
-        prune_tokens_periodically(database.account_tokens());
+        prunes = vec![
+            Prune::sessions(database.sessions()),
+            Prune::account_tokens(database.account_tokens()),
+            Prune::audit(
+                database.audit(),
+                Duration::from_secs(settings.audit.retention_days * 86_400),
+            ),
+        ];
         let mail = AccountMailer::new(
             database.account_tokens(),
             Mailer::new(&settings.mail)?,
             settings,
         )?;
-        audit::prune_periodically(
-            database.audit(),
-            Duration::from_secs(settings.audit.retention_days * 86_400),
-        );
         let process = format!(
             "{}-{}",
             std::process::id(),
@@ -69,7 +69,7 @@ pub async fn start_jobs(
             ));
         }
     }
-    Ok(JobTasks::start(relay, workers))
+    Ok(JobTasks::start(relay, workers, prunes))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -32,6 +32,7 @@ mod operations;
 mod operator;
 mod password_reset;
 mod process;
+mod pruning;
 mod rate_limits;
 mod redis_cluster;
 mod redis_outage;
