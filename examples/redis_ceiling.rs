@@ -31,7 +31,9 @@ async fn constant() -> HttpResponse {
         .body(USER)
 }
 
-/// A key in another slot than [`KEY`], for `cluster-two`.
+/// A key in another slot than [`KEY`] (11609 against 7160), for
+/// `cluster-two`: on another master with the three-way slot split of
+/// `redis-cli --cluster create`, as bench/run makes its cluster.
 const OTHER_KEY: &str = "bench:ceiling:other";
 
 async fn two_gets(redis: web::Data<RedisClient>) -> HttpResponse {

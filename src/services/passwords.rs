@@ -87,9 +87,8 @@ fn verify_with(memory: &mut Vec<Block>, password: &[u8], hash: &str) -> anyhow::
 }
 
 impl PasswordHasher {
-    /// Starts `threads` hashing threads (0 = half the CPU cores, at least
-    /// one: a login storm must leave the other half to everything else);
-    /// up to `queue_capacity` hashes may wait in each queue.
+    /// Starts the hashing threads (`HashingPool::start` says how many) and
+    /// makes the dummy hash that unknown users are checked against.
     pub fn new(threads: usize, queue_capacity: usize) -> anyhow::Result<Self> {
         let pool = HashingPool::start(threads, queue_capacity)?;
         let random = uuid::Uuid::new_v4().to_string();

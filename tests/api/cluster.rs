@@ -14,14 +14,12 @@ use user_api::startup::Application;
 use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app_with, test_settings};
 use crate::mailbox::{mail_to_files, wait_for};
 use crate::redis_cluster::RedisCluster;
-use crate::test_redis::cluster_nodes;
+use crate::test_redis::{cluster_nodes, put_on_cluster};
 
 /// A test app on the cluster scripts/test starts, whatever the pass.
 pub async fn spawn_cluster_app(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with(backend, |settings| {
-        settings.redis.cluster_nodes = SecretString::from(cluster_nodes());
-        // The single Redis is not used: a URL where nothing answers proves it.
-        settings.redis.url = SecretString::from("redis://127.0.0.1:1/0".to_string());
+        put_on_cluster(settings, cluster_nodes());
         configure(settings);
     })
     .await
@@ -164,6 +162,47 @@ async fn welcome_mails_go_through_the_queue_on_the_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_preview_and_stats_cover_every_master() {
     let app = spawn_cluster_app(Backend::Sqlite, |_| {}).await;
+    eviction_and_stats_cover_every_master(&app).await;
+}
+
+/// Passwords as for a single Redis: on a cluster whose nodes all ask for
+/// one, readiness, sessions, the cache, and eviction and stats over every
+/// master work; a wrong password stops the start with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_a_password_serves_everything_and_a_wrong_one_stops_the_start() {
+    let cluster =
+        tokio::task::spawn_blocking(|| RedisCluster::start_with_password(17030, "cluster-secret"))
+            .await
+            .unwrap();
+    let app = app_on(&cluster).await;
+    let ready = app.request(Method::GET, "/health/ready", None, None).await;
+    assert_eq!(ready.status(), 200);
+    eviction_and_stats_cover_every_master(&app).await;
+
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(database.url.clone());
+    settings.redis.cluster_nodes =
+        SecretString::from(cluster.seeds().replace("cluster-secret", "wrong-secret"));
+    let error = match Application::build(settings).await {
+        Ok(_) => panic!("started with a wrong cluster password"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        !error.contains("wrong-secret"),
+        "the password is not shown: {error}"
+    );
+    assert!(
+        error.contains("127.0.0.1:1703"),
+        "the node is named: {error}"
+    );
+    assert!(
+        error.to_lowercase().contains("pass"),
+        "the cause is said: {error}"
+    );
+}
+
+async fn eviction_and_stats_cover_every_master(app: &TestApp) {
     let admin = app.admin("root").await;
     let mut ids = Vec::new();
     for index in 0..24 {
@@ -357,8 +396,7 @@ async fn collect(handles: Vec<tokio::task::JoinHandle<Vec<Sample>>>) -> Vec<Samp
 async fn app_on(cluster: &RedisCluster) -> TestApp {
     let seeds = cluster.seeds();
     spawn_app_with(Backend::Sqlite, |settings| {
-        settings.redis.cluster_nodes = SecretString::from(seeds);
-        settings.redis.url = SecretString::from("redis://127.0.0.1:1/0".to_string());
+        put_on_cluster(settings, seeds);
     })
     .await
 }

@@ -13,7 +13,7 @@ use user_api::config::Settings;
 use user_api::repositories::sql::Database;
 use user_api::startup::Application;
 
-use crate::test_redis::{TestConnection, TestRedis, cluster_nodes, on_cluster};
+use crate::test_redis::{TestConnection, TestRedis, cluster_nodes, on_cluster, put_on_cluster};
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -165,9 +165,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     // pointed at a Redis of its own (a proxy, a server it stops).
     let own_redis = secrecy::ExposeSecret::expose_secret(&settings.redis.url) != test_redis_url();
     if on_cluster() && !own_redis {
-        settings.redis.cluster_nodes = SecretString::from(cluster_nodes());
-        // The single Redis is not used: a URL where nothing answers proves it.
-        settings.redis.url = SecretString::from("redis://127.0.0.1:1/0".to_string());
+        put_on_cluster(&mut settings, cluster_nodes());
     }
     user_api::telemetry::init(&settings.log);
     let application = Application::build(settings.clone())
@@ -181,12 +179,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let database = Database::connect(&settings.database)
         .await
         .expect("database");
-    let cluster = secrecy::ExposeSecret::expose_secret(&settings.redis.cluster_nodes);
-    let redis = if cluster.is_empty() {
-        TestRedis::single(secrecy::ExposeSecret::expose_secret(&settings.redis.url))
-    } else {
-        TestRedis::cluster(cluster)
-    };
+    let redis = TestRedis::of(&settings.redis);
     TestApp {
         address,
         metrics_address,
@@ -343,12 +336,23 @@ impl TestApp {
             .expect("the SCAN thread")
     }
 
+    /// Deletes every key of this app, as a Redis restarted empty would.
+    pub async fn forget_redis_keys(&self) {
+        let (redis, pattern) = (
+            self.redis.clone(),
+            format!("{}*", self.settings.redis.key_prefix),
+        );
+        tokio::task::spawn_blocking(move || redis.delete_matching(&pattern))
+            .await
+            .expect("the DEL thread");
+    }
+
     pub async fn redis_connection(&self) -> TestConnection {
         self.redis.connection().await
     }
 
     pub fn on_redis_cluster(&self) -> bool {
-        matches!(self.redis, TestRedis::Cluster(_))
+        matches!(self.redis, TestRedis::Cluster(..))
     }
 
     pub fn key(&self, rest: &str) -> String {

@@ -10,6 +10,8 @@ pub struct RedisCluster {
     pub first_port: u16,
     nodes: Vec<Option<Running>>,
     dir: std::path::PathBuf,
+    /// `requirepass` of every node, when set.
+    password: Option<String>,
 }
 
 /// A master as `CLUSTER NODES` lists it.
@@ -19,20 +21,39 @@ pub struct Master {
     pub port: u16,
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let output = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("redis-cli runs");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 impl RedisCluster {
     /// Six nodes on `first_port`..`first_port + 5` (ports 17010-17099 are
     /// the tests' own), joined with `redis-cli --cluster create`.
     pub fn start(first_port: u16) -> Self {
+        Self::start_with(first_port, None)
+    }
+
+    /// The same, every node asking for `password`.
+    pub fn start_with_password(first_port: u16, password: &str) -> Self {
+        Self::start_with(first_port, Some(password.to_string()))
+    }
+
+    /// redis-cli, with the cluster's password when it has one.
+    fn redis_cli(&self) -> Command {
+        let mut command = Command::new("redis-cli");
+        if let Some(password) = &self.password {
+            command.env("REDISCLI_AUTH", password);
+        }
+        command.stdin(Stdio::null());
+        command
+    }
+
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let output = self
+            .redis_cli()
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn start_with(first_port: u16, password: Option<String>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "user-api-test-cluster-{first_port}-{}",
             uuid::Uuid::new_v4().simple()
@@ -52,16 +73,20 @@ impl RedisCluster {
                 .arg(&node_dir)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
+            if let Some(password) = &password {
+                command.args(["--requirepass", password, "--masterauth", password]);
+            }
             nodes.push(Some(Running::spawn(&mut command)));
         }
         let cluster = Self {
             first_port,
             nodes,
             dir,
+            password,
         };
         for port in cluster.ports() {
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !cli(port, &["PING"]).contains("PONG") {
+            while !cluster.cli(port, &["PING"]).contains("PONG") {
                 assert!(
                     Instant::now() < deadline,
                     "redis-server on {port} did not start"
@@ -73,11 +98,11 @@ impl RedisCluster {
             .ports()
             .map(|port| format!("127.0.0.1:{port}"))
             .collect();
-        let created = Command::new("redis-cli")
+        let created = cluster
+            .redis_cli()
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdin(Stdio::null())
             .output()
             .expect("redis-cli --cluster create runs");
         assert!(
@@ -93,10 +118,14 @@ impl RedisCluster {
         self.first_port..self.first_port + 6
     }
 
-    /// The seed nodes, as `redis.cluster_nodes` takes them.
+    /// The seed nodes, as `redis.cluster_nodes` takes them (as URLs with
+    /// the password, when there is one).
     pub fn seeds(&self) -> String {
         self.ports()
-            .map(|port| format!("127.0.0.1:{port}"))
+            .map(|port| match &self.password {
+                Some(password) => format!("redis://:{password}@127.0.0.1:{port}"),
+                None => format!("127.0.0.1:{port}"),
+            })
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -107,12 +136,13 @@ impl RedisCluster {
         let deadline = Instant::now() + within;
         loop {
             let all_ok = self.running_ports().iter().all(|&port| {
-                cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+                self.cli(port, &["CLUSTER", "INFO"])
+                    .contains("cluster_state:ok")
                     && self.masters_seen_by(port).len() == 3
             });
             // And every replica has its copy (else it could not fail over).
             let synced = self.running_ports().iter().all(|&port| {
-                let replication = cli(port, &["INFO", "replication"]);
+                let replication = self.cli(port, &["INFO", "replication"]);
                 replication.contains("role:master") || replication.contains("master_link_status:up")
             });
             if all_ok && synced {
@@ -132,7 +162,7 @@ impl RedisCluster {
     }
 
     fn masters_seen_by(&self, port: u16) -> Vec<Master> {
-        cli(port, &["CLUSTER", "NODES"])
+        self.cli(port, &["CLUSTER", "NODES"])
             .lines()
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split_whitespace().collect();
@@ -169,12 +199,11 @@ impl RedisCluster {
     /// `redis-cli --cluster reshard`, keys included (MIGRATE), while
     /// whatever runs meanwhile keeps running.
     pub fn reshard(&self, from: &Master, to: &Master, slots: u32) -> std::process::Output {
-        Command::new("redis-cli")
+        self.redis_cli()
             .args(["--cluster", "reshard", &format!("127.0.0.1:{}", from.port)])
             .args(["--cluster-from", &from.id, "--cluster-to", &to.id])
             .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
             .args(["--cluster-pipeline", "20"])
-            .stdin(Stdio::null())
             .output()
             .expect("redis-cli --cluster reshard runs")
     }

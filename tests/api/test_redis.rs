@@ -7,6 +7,15 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use secrecy::{ExposeSecret, SecretString};
+use user_api::config::{RedisSettings, Settings};
+
+/// Puts an app on the cluster of `seeds`; its single-Redis URL points where
+/// nothing answers, which proves it unused.
+pub fn put_on_cluster(settings: &mut Settings, seeds: String) {
+    settings.redis.cluster_nodes = SecretString::from(seeds);
+    settings.redis.url = SecretString::from("redis://127.0.0.1:1/0".to_string());
+}
 
 /// Whether this run puts every test app on the cluster.
 pub fn on_cluster() -> bool {
@@ -26,7 +35,8 @@ pub fn cluster_nodes() -> String {
 #[derive(Clone)]
 pub enum TestRedis {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    /// The client, and the `user:password@` of the seeds (empty without).
+    Cluster(ClusterClient, String),
 }
 
 /// A connection of either kind; commands and pipelines go through it as
@@ -70,17 +80,18 @@ impl ConnectionLike for TestConnection {
 }
 
 impl TestRedis {
-    pub fn single(url: &str) -> Self {
-        TestRedis::Single(redis::Client::open(url).expect("a Redis URL"))
-    }
-
-    /// `nodes`: comma-separated `host:port` seeds.
-    pub fn cluster(nodes: &str) -> Self {
-        let seeds: Vec<String> = nodes
-            .split(',')
-            .map(|node| format!("redis://{node}"))
-            .collect();
-        TestRedis::Cluster(ClusterClient::new(seeds).expect("a cluster client"))
+    /// The Redis of these settings: the cluster when seeds are set.
+    pub fn of(settings: &RedisSettings) -> Self {
+        let seeds = settings.cluster_seeds();
+        let Some(first) = seeds.first() else {
+            let url = settings.url.expose_secret();
+            return TestRedis::Single(redis::Client::open(url).expect("a Redis URL"));
+        };
+        let auth = first
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map_or(String::new(), |(auth, _)| format!("{auth}@"));
+        TestRedis::Cluster(ClusterClient::new(seeds).expect("a cluster client"), auth)
     }
 
     pub async fn connection(&self) -> TestConnection {
@@ -91,7 +102,7 @@ impl TestRedis {
                     .await
                     .expect("redis connection"),
             ),
-            TestRedis::Cluster(client) => TestConnection::Cluster(
+            TestRedis::Cluster(client, _) => TestConnection::Cluster(
                 client
                     .get_async_connection()
                     .await
@@ -104,12 +115,12 @@ impl TestRedis {
     fn key_holders(&self) -> redis::RedisResult<Vec<redis::Client>> {
         match self {
             TestRedis::Single(client) => Ok(vec![client.clone()]),
-            TestRedis::Cluster(client) => {
+            TestRedis::Cluster(client, auth) => {
                 let nodes: String = redis::cmd("CLUSTER")
                     .arg("NODES")
                     .query(&mut client.get_connection()?)?;
                 masters_of(&nodes)
-                    .map(|address| redis::Client::open(format!("redis://{address}")))
+                    .map(|address| redis::Client::open(format!("redis://{auth}{address}")))
                     .collect()
             }
         }

@@ -57,29 +57,58 @@ mod tests {
     use super::*;
     use crate::domain::{PublicUser, Role, User, UserId};
 
-    fn sorted(mut names: Vec<String>) -> Vec<String> {
-        names.sort();
-        names
-    }
+    /// (property, kind) pairs, sorted: a kind is `integer`, `boolean`,
+    /// `string` or `date-time`.
+    type Shape = Vec<(String, &'static str)>;
 
-    /// The property names a schema declares.
-    fn properties(schema: impl serde::Serialize) -> Vec<String> {
+    /// The properties a schema declares, and the kind of each (a `$ref`
+    /// is to `Role`, a string, whose values are checked below).
+    fn declared(schema: impl serde::Serialize) -> Shape {
         let schema = serde_json::to_value(schema).expect("a schema serialises");
         let properties = schema["properties"].as_object().expect("an object schema");
-        sorted(properties.keys().cloned().collect())
+        let mut shape: Shape = properties
+            .iter()
+            .map(|(name, property)| {
+                let kind = match (property["type"].as_str(), property["format"].as_str()) {
+                    (Some("integer"), _) => "integer",
+                    (Some("boolean"), _) => "boolean",
+                    (Some("string"), Some("date-time")) => "date-time",
+                    (Some("string"), _) => "string",
+                    (None, _) if property.get("$ref").is_some() => "string",
+                    _ => panic!("{name}: unexpected schema {property}"),
+                };
+                (name.clone(), kind)
+            })
+            .collect();
+        shape.sort();
+        shape
     }
 
-    /// The field names a value serialises with.
-    fn fields(value: impl serde::Serialize) -> Vec<String> {
+    /// The fields a value is sent with, and the kind of each.
+    fn sent(value: impl serde::Serialize) -> Shape {
         let value = serde_json::to_value(value).expect("the value serialises");
-        sorted(
-            value
-                .as_object()
-                .expect("an object")
-                .keys()
-                .cloned()
-                .collect(),
-        )
+        let mut shape: Shape = value
+            .as_object()
+            .expect("an object")
+            .iter()
+            .map(|(name, field)| {
+                let kind = match field {
+                    Value::Number(number) if number.is_i64() => "integer",
+                    Value::Bool(_) => "boolean",
+                    Value::String(text) => match OffsetDateTime::parse(
+                        text,
+                        &time::format_description::well_known::Rfc3339,
+                    ) {
+                        Ok(_) => "date-time",
+                        Err(_) => "string",
+                    },
+                    _ => panic!("{name}: unexpected value {field}"),
+                };
+                (name.clone(), kind)
+            })
+            .collect();
+        shape.sort();
+        shape
     }
 
     fn user() -> User {
@@ -97,11 +126,11 @@ mod tests {
     }
 
     #[test]
-    fn the_user_schema_names_exactly_the_fields_a_user_is_sent_with() {
-        assert_eq!(properties(UserSchema::schema()), fields(user()));
+    fn the_user_schemas_name_exactly_the_fields_a_user_is_sent_with_and_their_kinds() {
+        assert_eq!(declared(UserSchema::schema()), sent(user()));
         assert_eq!(
-            properties(PublicUserSchema::schema()),
-            fields(PublicUser::from(&user()))
+            declared(PublicUserSchema::schema()),
+            sent(PublicUser::from(&user()))
         );
     }
 
