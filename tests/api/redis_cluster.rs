@@ -12,6 +12,16 @@ pub struct RedisCluster {
     dir: std::path::PathBuf,
     /// `requirepass` of every node, when set.
     password: Option<String>,
+    /// TLS only (clients, replication and the cluster bus), when set.
+    tls: Option<ClusterTls>,
+}
+
+/// PEM files for a cluster that speaks only TLS.
+#[derive(Clone)]
+pub struct ClusterTls {
+    pub cert: String,
+    pub key: String,
+    pub ca: String,
 }
 
 /// A master as `CLUSTER NODES` lists it.
@@ -25,12 +35,17 @@ impl RedisCluster {
     /// Six nodes on `first_port`..`first_port + 5` (ports 17010-17099 are
     /// the tests' own), joined with `redis-cli --cluster create`.
     pub fn start(first_port: u16) -> Self {
-        Self::start_with(first_port, None)
+        Self::start_with(first_port, None, None)
     }
 
     /// The same, every node asking for `password`.
     pub fn start_with_password(first_port: u16, password: &str) -> Self {
-        Self::start_with(first_port, Some(password.to_string()))
+        Self::start_with(first_port, Some(password.to_string()), None)
+    }
+
+    /// The same, every node speaking only TLS.
+    pub fn start_with_tls(first_port: u16, tls: ClusterTls) -> Self {
+        Self::start_with(first_port, None, Some(tls))
     }
 
     /// redis-cli, with the cluster's password when it has one.
@@ -38,6 +53,9 @@ impl RedisCluster {
         let mut command = Command::new("redis-cli");
         if let Some(password) = &self.password {
             command.env("REDISCLI_AUTH", password);
+        }
+        if let Some(tls) = &self.tls {
+            command.args(["--tls", "--cacert", &tls.ca]);
         }
         command.stdin(Stdio::null());
         command
@@ -53,7 +71,7 @@ impl RedisCluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    fn start_with(first_port: u16, password: Option<String>) -> Self {
+    fn start_with(first_port: u16, password: Option<String>, tls: Option<ClusterTls>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "user-api-test-cluster-{first_port}-{}",
             uuid::Uuid::new_v4().simple()
@@ -63,8 +81,16 @@ impl RedisCluster {
             let node_dir = dir.join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("cluster node directory");
             let mut command = Command::new("redis-server");
+            match &tls {
+                None => command.args(["--port", &port.to_string()]),
+                Some(tls) => command
+                    .args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                    .args(["--tls-cert-file", &tls.cert, "--tls-key-file", &tls.key])
+                    .args(["--tls-ca-cert-file", &tls.ca, "--tls-auth-clients", "no"]),
+            };
             command
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--bind", "127.0.0.1"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
                 .args(["--save", "", "--appendonly", "no"])
                 // A replica that never synced cannot take over: sync at once.
@@ -83,6 +109,7 @@ impl RedisCluster {
             nodes,
             dir,
             password,
+            tls,
         };
         for port in cluster.ports() {
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -118,13 +145,19 @@ impl RedisCluster {
         self.first_port..self.first_port + 6
     }
 
-    /// The seed nodes, as `redis.cluster_nodes` takes them (as URLs with
-    /// the password, when there is one).
+    /// The seed nodes, as `redis.cluster_nodes` takes them.
     pub fn seeds(&self) -> String {
         self.ports()
-            .map(|port| match &self.password {
-                Some(password) => format!("redis://:{password}@127.0.0.1:{port}"),
-                None => format!("127.0.0.1:{port}"),
+            .map(|port| {
+                let scheme = if self.tls.is_some() {
+                    "rediss"
+                } else {
+                    "redis"
+                };
+                match &self.password {
+                    Some(password) => format!("{scheme}://:{password}@127.0.0.1:{port}"),
+                    None => format!("{scheme}://127.0.0.1:{port}"),
+                }
             })
             .collect::<Vec<_>>()
             .join(",")

@@ -14,10 +14,13 @@ use user_api::startup::Application;
 use crate::child::Running;
 use crate::child::Signal;
 use crate::helpers::{Backend, free_port, spawn_app_with, test_settings};
+use crate::redis_cluster::{ClusterTls, RedisCluster};
+use crate::test_redis::put_on_cluster;
 
 /// A folder with `ca.pem` and a `server.pem`/`server.key` for 127.0.0.1
 /// signed by it (made with the `openssl` command, which PostgreSQL's
-/// packages install).
+/// packages install). The certificate serves as a client's too: cluster
+/// nodes present it to each other on the TLS cluster bus.
 struct Certificates {
     dir: PathBuf,
 }
@@ -65,7 +68,7 @@ impl Certificates {
         std::fs::write(
             dir.join("server.ext"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .unwrap();
         openssl(
@@ -332,6 +335,69 @@ async fn the_service_runs_on_redis_over_tls_with_a_private_ca() {
     let mut settings = test_settings();
     settings.database.url = SecretString::from(format!("sqlite://{}", certificates.path("app.db")));
     settings.redis.url = SecretString::from(url);
+    let error = format!(
+        "{:#}",
+        Application::build(settings).await.err().expect("refused")
+    );
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+}
+
+/// TLS on a Redis Cluster as on a single Redis: every node speaks only TLS
+/// (clients, replication and the cluster bus), the service trusts the
+/// private CA of `redis.tls_ca_file`, and without it the start is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_on_a_redis_cluster_over_tls_with_a_private_ca() {
+    let certificates = Certificates::create();
+    let tls = ClusterTls {
+        cert: certificates.path("server.pem"),
+        key: certificates.path("server.key"),
+        ca: certificates.path("ca.pem"),
+    };
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start_with_tls(17040, tls))
+        .await
+        .unwrap();
+    let ca = certificates.path("ca.pem");
+    let seeds = cluster.seeds();
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        put_on_cluster(settings, seeds.clone());
+        settings.redis.tls_ca_file = ca.clone();
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let path = format!("/api/v1/users/{}", alice.id);
+    assert_eq!(
+        app.get(&path, &alice.token).await.headers()["x-cache"],
+        "MISS"
+    );
+    assert_eq!(
+        app.get(&path, &alice.token).await.headers()["x-cache"],
+        "HIT"
+    );
+    let admin = app.admin("root").await;
+    let evicted = app
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/admin/cache/keys?prefix=user:",
+            Some(&admin.token),
+            None,
+        )
+        .await;
+    let evicted: serde_json::Value = evicted.json().await.unwrap();
+    assert_eq!(
+        evicted["deleted"], 1,
+        "alice's entry, found by SCAN over every master"
+    );
+    assert_eq!(
+        app.request(reqwest::Method::GET, "/health/ready", None, None)
+            .await
+            .status(),
+        200
+    );
+
+    // Without the CA the nodes' certificates are not trusted.
+    let mut settings = test_settings();
+    settings.database.url = SecretString::from(format!("sqlite://{}", certificates.path("app.db")));
+    put_on_cluster(&mut settings, seeds);
     let error = format!(
         "{:#}",
         Application::build(settings).await.err().expect("refused")

@@ -140,8 +140,13 @@ pub(super) async fn connect_cluster(
             .as_str()
             .into_connection_info()
             .with_context(|| format!("invalid Redis Cluster node {shown}"))?;
-        let client = redis::Client::open(info.clone())
-            .with_context(|| format!("invalid Redis Cluster node {shown}"))?;
+        // The seed is checked as the cluster client will reach it: with the
+        // private CA, when one is set.
+        let client = match tls_certificates(settings)? {
+            Some(certificates) => redis::Client::build_with_tls(info.clone(), certificates),
+            None => redis::Client::open(info.clone()),
+        }
+        .with_context(|| format!("invalid Redis Cluster node {shown}"))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(settings.operation_timeout().max(connect_timeout)));
