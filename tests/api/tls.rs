@@ -9,11 +9,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
+use user_api::config::Settings;
 use user_api::startup::Application;
 
 use crate::child::Running;
 use crate::child::Signal;
-use crate::helpers::{Backend, free_port, spawn_app_with, test_settings};
+use crate::helpers::{Backend, TestApp, free_port, spawn_app_with, test_settings};
 use crate::redis_cluster::{ClusterTls, RedisCluster};
 use crate::test_redis::put_on_cluster;
 
@@ -310,36 +311,13 @@ async fn the_service_runs_on_redis_over_tls_with_a_private_ca() {
         settings.redis.tls_ca_file = ca.clone();
     })
     .await;
-    let alice = app.user("alice").await;
-    let path = format!("/api/v1/users/{}", alice.id);
-    assert_eq!(
-        app.get(&path, &alice.token).await.headers()["x-cache"],
-        "MISS"
-    );
-    assert_eq!(
-        app.get(&path, &alice.token).await.headers()["x-cache"],
-        "HIT"
-    );
-    let admin = app.admin("root").await;
-    let evicted = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/admin/cache/keys?suffix=:{}", alice.id),
-            Some(&admin.token),
-            None,
-        )
-        .await;
-    assert_eq!(evicted.status(), 200);
+    served_cached_and_evicted(&app).await;
 
     // Without the CA the server's certificate is not trusted.
-    let mut settings = test_settings();
-    settings.database.url = SecretString::from(format!("sqlite://{}", certificates.path("app.db")));
-    settings.redis.url = SecretString::from(url);
-    let error = format!(
-        "{:#}",
-        Application::build(settings).await.err().expect("refused")
-    );
-    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    refused_without_the_ca(&certificates, |settings| {
+        settings.redis.url = SecretString::from(url);
+    })
+    .await;
 }
 
 /// TLS on a Redis Cluster as on a single Redis: every node speaks only TLS
@@ -363,6 +341,21 @@ async fn the_service_runs_on_a_redis_cluster_over_tls_with_a_private_ca() {
         settings.redis.tls_ca_file = ca.clone();
     })
     .await;
+    served_cached_and_evicted(&app).await;
+    assert_eq!(
+        app.request(reqwest::Method::GET, "/health/ready", None, None)
+            .await
+            .status(),
+        200
+    );
+
+    // Without the CA the nodes' certificates are not trusted.
+    refused_without_the_ca(&certificates, |settings| put_on_cluster(settings, seeds)).await;
+}
+
+/// A user read twice (MISS, then HIT), and its entry evicted by an admin:
+/// the cache, sessions and eviction all work over the connection.
+async fn served_cached_and_evicted(app: &TestApp) {
     let alice = app.user("alice").await;
     let path = format!("/api/v1/users/{}", alice.id);
     assert_eq!(
@@ -385,19 +378,16 @@ async fn the_service_runs_on_a_redis_cluster_over_tls_with_a_private_ca() {
     let evicted: serde_json::Value = evicted.json().await.unwrap();
     assert_eq!(
         evicted["deleted"], 1,
-        "alice's entry, found by SCAN over every master"
+        "alice's entry (on a cluster, over every master)"
     );
-    assert_eq!(
-        app.request(reqwest::Method::GET, "/health/ready", None, None)
-            .await
-            .status(),
-        200
-    );
+}
 
-    // Without the CA the nodes' certificates are not trusted.
+/// The service, pointed at the TLS server(s) by `point` without the CA,
+/// refuses to start: the certificate is not trusted.
+async fn refused_without_the_ca(certificates: &Certificates, point: impl FnOnce(&mut Settings)) {
     let mut settings = test_settings();
     settings.database.url = SecretString::from(format!("sqlite://{}", certificates.path("app.db")));
-    put_on_cluster(&mut settings, seeds);
+    point(&mut settings);
     let error = format!(
         "{:#}",
         Application::build(settings).await.err().expect("refused")

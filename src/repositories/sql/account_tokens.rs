@@ -88,15 +88,7 @@ const SPEND: &str = "UPDATE account_tokens SET spent_at_ms = $3 \
 
 macro_rules! sql_account_token_repository {
     ($name:ident, $database:ty) => {
-        pub struct $name {
-            pool: sqlx::Pool<$database>,
-        }
-
-        impl $name {
-            pub fn new(pool: sqlx::Pool<$database>) -> Self {
-                Self { pool }
-            }
-        }
+        pool_repository!($name, $database);
 
         #[async_trait]
         impl AccountTokenRepository for $name {

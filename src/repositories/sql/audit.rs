@@ -104,15 +104,7 @@ impl From<EventRow> for AuditEvent {
 
 macro_rules! sql_audit_repository {
     ($name:ident, $database:ty) => {
-        pub struct $name {
-            pool: sqlx::Pool<$database>,
-        }
-
-        impl $name {
-            pub fn new(pool: sqlx::Pool<$database>) -> Self {
-                Self { pool }
-            }
-        }
+        pool_repository!($name, $database);
 
         #[async_trait]
         impl AuditRepository for $name {

@@ -1,6 +1,22 @@
 //! The SQL side: connection, migrations and the user repository, for SQLite
 //! and PostgreSQL.
 
+/// A repository type holding one pool of `$database`: each repository's
+/// macro compiles its one body for SQLite and for PostgreSQL with it.
+macro_rules! pool_repository {
+    ($name:ident, $database:ty) => {
+        pub struct $name {
+            pool: sqlx::Pool<$database>,
+        }
+
+        impl $name {
+            pub fn new(pool: sqlx::Pool<$database>) -> Self {
+                Self { pool }
+            }
+        }
+    };
+}
+
 mod account_tokens;
 mod audit;
 mod database;

@@ -34,15 +34,7 @@ fn decode_job(payload: &str) -> Result<Job, SqlError> {
 
 macro_rules! sql_outbox_repository {
     ($name:ident, $database:ty) => {
-        pub struct $name {
-            pool: sqlx::Pool<$database>,
-        }
-
-        impl $name {
-            pub fn new(pool: sqlx::Pool<$database>) -> Self {
-                Self { pool }
-            }
-        }
+        pool_repository!($name, $database);
 
         #[async_trait]
         impl OutboxRepository for $name {

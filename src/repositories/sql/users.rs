@@ -38,15 +38,7 @@ fn contains_pattern(text: &str) -> String {
 
 macro_rules! sql_user_repository {
     ($name:ident, $database:ty) => {
-        pub struct $name {
-            pool: sqlx::Pool<$database>,
-        }
-
-        impl $name {
-            pub fn new(pool: sqlx::Pool<$database>) -> Self {
-                Self { pool }
-            }
-        }
+        pool_repository!($name, $database);
 
         #[async_trait]
         impl UserRepository for $name {

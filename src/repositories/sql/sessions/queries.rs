@@ -55,15 +55,7 @@ fn record(row: RecordRow) -> SessionRecord {
 
 macro_rules! sql_session_repository {
     ($name:ident, $database:ty) => {
-        pub struct $name {
-            pool: sqlx::Pool<$database>,
-        }
-
-        impl $name {
-            pub fn new(pool: sqlx::Pool<$database>) -> Self {
-                Self { pool }
-            }
-        }
+        pool_repository!($name, $database);
 
         #[async_trait]
         impl SessionRepository for $name {
