@@ -133,6 +133,8 @@ pub(super) async fn connect_cluster(
     seeds: &[String],
 ) -> anyhow::Result<Cluster> {
     let connect_timeout = Duration::from_millis(settings.create_timeout_ms);
+    // The CA file is read once, for the seed checks and the cluster client.
+    let certificates = tls_certificates(settings)?;
     let mut infos = Vec::with_capacity(seeds.len());
     for seed in seeds {
         let shown = redact_url(seed);
@@ -142,7 +144,7 @@ pub(super) async fn connect_cluster(
             .with_context(|| format!("invalid Redis Cluster node {shown}"))?;
         // The seed is checked as the cluster client will reach it: with the
         // private CA, when one is set.
-        let client = match tls_certificates(settings)? {
+        let client = match certificates.clone() {
             Some(certificates) => redis::Client::build_with_tls(info.clone(), certificates),
             None => redis::Client::open(info.clone()),
         }
@@ -182,7 +184,7 @@ pub(super) async fn connect_cluster(
         .min_retry_wait(10)
         .max_retry_wait(200)
         .retry_wait_formula(10, 2);
-    if let Some(certificates) = tls_certificates(settings)? {
+    if let Some(certificates) = certificates {
         builder = builder.certs(certificates);
     }
     let client = builder
