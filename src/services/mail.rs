@@ -29,6 +29,10 @@ enum Transport {
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
+    /// For the whole SMTP delivery: lettre's own timeout (async) bounds
+    /// only the connect, and a server that stalls mid-session would hold
+    /// the worker for good.
+    smtp_timeout: Duration,
 }
 
 impl Mailer {
@@ -66,7 +70,11 @@ impl Mailer {
             }
             MailTransport::Log => Transport::Log,
         };
-        Ok(Self { from, transport })
+        Ok(Self {
+            from,
+            transport,
+            smtp_timeout: Duration::from_secs(settings.smtp_timeout_seconds),
+        })
     }
 
     pub async fn send(&self, mail: &Mail) -> anyhow::Result<()> {
@@ -80,9 +88,9 @@ impl Mailer {
             ))
             .context("building the message")?;
         match &self.transport {
-            Transport::Smtp(smtp) => smtp
-                .send(message)
+            Transport::Smtp(smtp) => tokio::time::timeout(self.smtp_timeout, smtp.send(message))
                 .await
+                .with_context(|| format!("SMTP delivery timed out after {:?}", self.smtp_timeout))?
                 .map(drop)
                 .context("SMTP delivery failed"),
             Transport::File(file) => file
