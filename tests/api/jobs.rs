@@ -333,3 +333,65 @@ async fn a_worker_stopped_with_sigterm_exits_0_and_its_job_is_still_delivered() 
     assert_eq!(mails[0].to, ["alice@example.com"]);
     second.kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_server_that_stalls_mid_delivery_holds_the_worker_only_for_the_smtp_timeout() {
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Stall);
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.mail.smtp_timeout_seconds = 1;
+        settings.worker.concurrency = 1;
+        settings.jobs.visibility_timeout_seconds = 60;
+    })
+    .await;
+    assert_eq!(app.register("alice").await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.stalled() == 0 {
+        assert!(Instant::now() < deadline, "the worker never sent");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    sink.set_mode(Mode::Accept);
+    // The retry, well before the 60 s after which a claim would take it.
+    let mails = sink.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(mails[0].to, ["alice@example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_the_worker_could_not_settle_while_redis_hung_is_done_soon_after_not_after_the_visibility_timeout()
+ {
+    let redis = crate::redis_server::RedisServer::start();
+    let proxy = crate::fault_proxy::FaultProxy::start(redis.port).await;
+    let sink = SmtpSink::start().await;
+    sink.set_mode(Mode::Stall);
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
+        settings.redis.url = secrecy::SecretString::from(url);
+        settings.mail.smtp_timeout_seconds = 2;
+        settings.worker.concurrency = 1;
+        settings.jobs.visibility_timeout_seconds = 60;
+    })
+    .await;
+    assert_eq!(app.register("alice").await.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.stalled() == 0 {
+        assert!(Instant::now() < deadline, "the worker never sent");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The send times out while Redis hangs: the worker cannot schedule the
+    // retry, and the job stays pending on it.
+    proxy.blackhole();
+    sink.set_mode(Mode::Accept);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.pass();
+    // Well within the 60 s after which another worker would claim it.
+    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(mails[0].to, ["alice@example.com"]);
+    let admin = app.admin("root").await;
+    wait_for_stat(&app, &admin.token, "in_flight", 0).await;
+    let to_alice = sink
+        .mails()
+        .iter()
+        .filter(|mail| mail.to == ["alice@example.com"])
+        .count();
+    assert_eq!(to_alice, 1);
+}

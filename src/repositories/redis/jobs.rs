@@ -16,7 +16,7 @@ mod upkeep;
 use std::time::Duration;
 
 use redis::Script;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
 
 use super::{Keys, RedisClient, RedisError};
 use crate::domain::Job;
@@ -140,6 +140,54 @@ impl JobQueue {
             .flat_map(|key| &key.ids)
             .map(delivery_of)
             .next())
+    }
+
+    /// The oldest job already handed to `consumer` and not settled: one
+    /// whose delivery reply was lost, or whose settling failed. Read this
+    /// way (`XPENDING`, `XRANGE`) it is not handed out again, so no
+    /// delivery is counted. An entry deleted from the stream meanwhile
+    /// leaves nothing to do: it is acknowledged. Does not block.
+    pub async fn own_pending(&self, consumer: &str) -> Result<Option<Delivery>, RedisError> {
+        loop {
+            let pending: Vec<(String, String, u64, u64)> = self
+                .client
+                .query(
+                    redis::cmd("XPENDING")
+                        .arg(self.keys.jobs_stream())
+                        .arg(GROUP)
+                        .arg("-")
+                        .arg("+")
+                        .arg(1)
+                        .arg(consumer),
+                )
+                .await?;
+            let Some((entry_id, _, _, deliveries)) = pending.into_iter().next() else {
+                return Ok(None);
+            };
+            let entries: StreamRangeReply = self
+                .client
+                .query(
+                    redis::cmd("XRANGE")
+                        .arg(self.keys.jobs_stream())
+                        .arg(&entry_id)
+                        .arg(&entry_id),
+                )
+                .await?;
+            if let Some(entry) = entries.ids.first() {
+                let mut delivery = delivery_of(entry);
+                delivery.deliveries = deliveries;
+                return Ok(Some(delivery));
+            }
+            let _: u64 = self
+                .client
+                .query(
+                    redis::cmd("XACK")
+                        .arg(self.keys.jobs_stream())
+                        .arg(GROUP)
+                        .arg(&entry_id),
+                )
+                .await?;
+        }
     }
 
     /// Takes over jobs that another worker has held for longer than

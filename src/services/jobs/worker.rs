@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::config::{JobSettings, RedisSettings};
 use crate::domain::Job;
-use crate::repositories::redis::{BlockingConnection, Delivery, JobQueue, RedisError};
+use crate::repositories::redis::{BlockingConnection, Delivery, JobQueue};
 use crate::repositories::sql::OutboxRepository;
 use crate::services::account_mail::AccountMailer;
 
@@ -70,6 +70,8 @@ impl Worker {
         tracing::info!(consumer = %self.consumer, "worker started");
         let mut connection = None;
         let mut last_claim: Option<tokio::time::Instant> = None;
+        // Whether a job handed to this worker may be left unsettled.
+        let mut reread_own = false;
         while !*stop.borrow() {
             let Some(blocking) = connection.as_mut() else {
                 match BlockingConnection::open(&self.redis, BLOCK).await {
@@ -96,18 +98,46 @@ impl Worker {
                     Ok(claimed) => {
                         for delivery in claimed {
                             tracing::info!(entry = %delivery.entry_id, "took over an abandoned job");
-                            self.process(delivery).await;
+                            reread_own |= !self.process(delivery).await;
                         }
                     }
                     Err(error) => tracing::warn!(error = %error, "claiming abandoned jobs failed"),
                 }
             }
+            if reread_own {
+                match self.queue.own_pending(&self.consumer).await {
+                    Ok(Some(delivery)) => {
+                        tracing::info!(entry = %delivery.entry_id, "taking up again a job this worker did not settle");
+                        if !self.process(delivery).await {
+                            // Failing again: the visibility timeout brings
+                            // it back, and counts the delivery, so a job
+                            // that cannot be settled is not redone every
+                            // second.
+                            reread_own = false;
+                            tokio::time::sleep(BLOCK).await;
+                        }
+                        continue;
+                    }
+                    Ok(None) => reread_own = false,
+                    Err(error) => {
+                        tracing::warn!(error = %error, "reading this worker's unsettled jobs failed; trying again")
+                    }
+                }
+            }
             match self.queue.next(blocking, &self.consumer, BLOCK).await {
-                Ok(Some(delivery)) => self.process(delivery).await,
+                Ok(Some(delivery)) => {
+                    if !self.process(delivery).await {
+                        reread_own = true;
+                        tokio::time::sleep(BLOCK).await;
+                    }
+                }
                 Ok(None) => {}
                 Err(error) => {
+                    // The read may have handed out a job whose reply was
+                    // lost: it is pending on this worker.
                     tracing::warn!(error = %error, "reading the job stream failed; reconnecting");
                     connection = None;
+                    reread_own = true;
                     tokio::time::sleep(BLOCK).await;
                 }
             }
@@ -115,10 +145,11 @@ impl Worker {
         tracing::info!(consumer = %self.consumer, "worker stopped");
     }
 
-    /// Does one delivered job and settles it with the queue.
-    async fn process(&self, delivery: Delivery) {
+    /// Does one delivered job and settles it with the queue; false if it
+    /// is left pending on this worker.
+    async fn process(&self, delivery: Delivery) -> bool {
         let outcome = self.handle(&delivery).await;
-        self.settle(&delivery, outcome).await;
+        self.settle(&delivery, outcome).await
     }
 
     /// Does one delivered job, unless it is unreadable, delivered too often
@@ -178,30 +209,33 @@ impl Worker {
         }
     }
 
-    /// Tells the queue (and the outbox) what became of the job. A failure
-    /// here is logged: the job is then delivered again.
-    async fn settle(&self, delivery: &Delivery, outcome: Outcome) {
-        let done_with = match outcome {
+    /// Tells the queue (and the outbox) what became of the job; false if
+    /// the job stays pending (a failure here is logged: the job is then
+    /// delivered again).
+    async fn settle(&self, delivery: &Delivery, outcome: Outcome) -> bool {
+        let (told, done_with) = match outcome {
             Outcome::Done { job_id } => {
-                log_failure(self.queue.complete(delivery, &job_id).await);
-                Some(job_id)
+                (self.queue.complete(delivery, &job_id).await, Some(job_id))
             }
-            Outcome::AlreadyDone { job_id } => {
-                log_failure(self.queue.discard(delivery).await);
-                Some(job_id)
-            }
+            Outcome::AlreadyDone { job_id } => (self.queue.discard(delivery).await, Some(job_id)),
             Outcome::RetryLater { job, delay } => {
-                log_failure(self.queue.retry_later(delivery, &job, delay).await);
-                None
+                (self.queue.retry_later(delivery, &job, delay).await, None)
             }
-            Outcome::Dead { job, reason } => {
-                log_failure(self.queue.bury(delivery, job.as_ref(), &reason).await);
-                job.map(|job| job.id)
-            }
-            Outcome::LeftPending => None,
+            Outcome::Dead { job, reason } => (
+                self.queue.bury(delivery, job.as_ref(), &reason).await,
+                job.map(|job| job.id),
+            ),
+            Outcome::LeftPending => return false,
         };
         if let Some(job_id) = done_with {
             self.forget(&job_id).await;
+        }
+        match told {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(error = %error, "updating the job queue failed; the job will be redelivered");
+                false
+            }
         }
     }
 
@@ -228,11 +262,5 @@ impl Worker {
             .saturating_mul(1 << attempt.saturating_sub(1).min(20));
         let capped = base.min(self.settings.retry_max_ms);
         Duration::from_millis(capped + fastrand::u64(0..=capped / 2))
-    }
-}
-
-fn log_failure(result: Result<(), RedisError>) {
-    if let Err(error) = result {
-        tracing::warn!(error = %error, "updating the job queue failed; the job will be redelivered");
     }
 }
