@@ -16,7 +16,7 @@ mod upkeep;
 use std::time::Duration;
 
 use redis::Script;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamClaimReply, StreamId, StreamReadReply};
 
 use super::{Keys, RedisClient, RedisError};
 use crate::domain::Job;
@@ -142,11 +142,14 @@ impl JobQueue {
             .next())
     }
 
-    /// The oldest job already handed to `consumer` and not settled: one
-    /// whose delivery reply was lost, or whose settling failed. Read this
-    /// way (`XPENDING`, `XRANGE`) it is not handed out again, so no
-    /// delivery is counted. An entry deleted from the stream meanwhile
-    /// leaves nothing to do: it is acknowledged. Does not block.
+    /// The oldest job already handed to `consumer` and not settled (the
+    /// reply to its read was lost, or settling it failed), handed to it
+    /// again. `XCLAIM` counts the delivery, so a job that keeps failing is
+    /// dead-lettered as a claimed one is; being a write, it also fails
+    /// while Redis refuses writes, when nothing could be settled anyway;
+    /// and it resets the job's idle time, so no other worker claims it
+    /// meanwhile. An entry deleted from the stream leaves nothing to do:
+    /// it is acknowledged. Does not block.
     pub async fn own_pending(&self, consumer: &str) -> Result<Option<Delivery>, RedisError> {
         loop {
             let pending: Vec<(String, String, u64, u64)> = self
@@ -164,18 +167,20 @@ impl JobQueue {
             let Some((entry_id, _, _, deliveries)) = pending.into_iter().next() else {
                 return Ok(None);
             };
-            let entries: StreamRangeReply = self
+            let claimed: StreamClaimReply = self
                 .client
                 .query(
-                    redis::cmd("XRANGE")
+                    redis::cmd("XCLAIM")
                         .arg(self.keys.jobs_stream())
-                        .arg(&entry_id)
+                        .arg(GROUP)
+                        .arg(consumer)
+                        .arg(0)
                         .arg(&entry_id),
                 )
                 .await?;
-            if let Some(entry) = entries.ids.first() {
+            if let Some(entry) = claimed.ids.first() {
                 let mut delivery = delivery_of(entry);
-                delivery.deliveries = deliveries;
+                delivery.deliveries = deliveries + 1;
                 return Ok(Some(delivery));
             }
             let _: u64 = self

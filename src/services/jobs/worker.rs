@@ -24,8 +24,9 @@ enum Outcome {
     /// Given up on (unreadable, failed for good, or delivered too often):
     /// moved to the dead-letter list with the reason.
     Dead { job: Option<Job>, reason: String },
-    /// Could not be checked: left pending, it comes back after the
-    /// visibility timeout.
+    /// Could not be checked: left pending on this worker, which reads it
+    /// back once Redis answers (or another claims it after the visibility
+    /// timeout).
     LeftPending,
 }
 
@@ -98,7 +99,8 @@ impl Worker {
                     Ok(claimed) => {
                         for delivery in claimed {
                             tracing::info!(entry = %delivery.entry_id, "took over an abandoned job");
-                            reread_own |= !self.process(delivery).await;
+                            // Failing again, it waits for the next claim.
+                            self.process(delivery).await;
                         }
                     }
                     Err(error) => tracing::warn!(error = %error, "claiming abandoned jobs failed"),
@@ -109,10 +111,8 @@ impl Worker {
                     Ok(Some(delivery)) => {
                         tracing::info!(entry = %delivery.entry_id, "taking up again a job this worker did not settle");
                         if !self.process(delivery).await {
-                            // Failing again: the visibility timeout brings
-                            // it back, and counts the delivery, so a job
-                            // that cannot be settled is not redone every
-                            // second.
+                            // Failing again: left to the visibility
+                            // timeout, so it is not redone every second.
                             reread_own = false;
                             tokio::time::sleep(BLOCK).await;
                         }
