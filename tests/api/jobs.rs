@@ -194,6 +194,35 @@ fn worker_process(app: &TestApp) -> Running {
     Running::spawn(&mut command)
 }
 
+/// Waits until a worker is stuck in the middle of sending a mail.
+async fn wait_until_stalled(sink: &SmtpSink) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sink.stalled() == 0 {
+        assert!(Instant::now() < deadline, "the worker never sent");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// An app whose one worker is stuck sending alice's welcome mail, with
+/// `smtp_timeout_seconds` and the 60 s visibility timeout.
+async fn one_worker_stalled_on_alices_mail(
+    sink: &SmtpSink,
+    smtp_timeout_seconds: u64,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    sink.set_mode(Mode::Stall);
+    let app = app_mailing_to(sink, Backend::Sqlite, |settings| {
+        settings.mail.smtp_timeout_seconds = smtp_timeout_seconds;
+        settings.worker.concurrency = 1;
+        settings.jobs.visibility_timeout_seconds = 60;
+        configure(settings);
+    })
+    .await;
+    assert_eq!(app.register("alice").await.status(), 201);
+    wait_until_stalled(sink).await;
+    app
+}
+
 /// A stalling mail sink, a server that runs no workers (separate worker
 /// processes do the jobs), and a worker process stuck in the middle of
 /// sending alice's welcome mail.
@@ -206,11 +235,7 @@ async fn worker_stalled_on_alices_mail() -> (SmtpSink, TestApp, Running) {
     .await;
     let worker = worker_process(&app);
     assert_eq!(app.register("alice").await.status(), 201);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sink.stalled() == 0 {
-        assert!(Instant::now() < deadline, "the worker never sent");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_until_stalled(&sink).await;
     (sink, app, worker)
 }
 
@@ -337,19 +362,7 @@ async fn a_worker_stopped_with_sigterm_exits_0_and_its_job_is_still_delivered() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mail_server_that_stalls_mid_delivery_holds_the_worker_only_for_the_smtp_timeout() {
     let sink = SmtpSink::start().await;
-    sink.set_mode(Mode::Stall);
-    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
-        settings.mail.smtp_timeout_seconds = 1;
-        settings.worker.concurrency = 1;
-        settings.jobs.visibility_timeout_seconds = 60;
-    })
-    .await;
-    assert_eq!(app.register("alice").await.status(), 201);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sink.stalled() == 0 {
-        assert!(Instant::now() < deadline, "the worker never sent");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let _app = one_worker_stalled_on_alices_mail(&sink, 1, |_| {}).await;
     sink.set_mode(Mode::Accept);
     // The retry, well before the 60 s after which a claim would take it.
     let mails = sink.wait_for(1, Duration::from_secs(15)).await;
@@ -362,21 +375,11 @@ async fn a_job_the_worker_could_not_settle_while_redis_hung_is_done_soon_after_n
     let redis = crate::redis_server::RedisServer::start();
     let proxy = crate::fault_proxy::FaultProxy::start(redis.port).await;
     let sink = SmtpSink::start().await;
-    sink.set_mode(Mode::Stall);
     let url = format!("redis://127.0.0.1:{}/0", proxy.port);
-    let app = app_mailing_to(&sink, Backend::Sqlite, |settings| {
-        settings.redis.url = secrecy::SecretString::from(url);
-        settings.mail.smtp_timeout_seconds = 2;
-        settings.worker.concurrency = 1;
-        settings.jobs.visibility_timeout_seconds = 60;
+    let app = one_worker_stalled_on_alices_mail(&sink, 2, |settings| {
+        settings.redis.url = secrecy::SecretString::from(url)
     })
     .await;
-    assert_eq!(app.register("alice").await.status(), 201);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while sink.stalled() == 0 {
-        assert!(Instant::now() < deadline, "the worker never sent");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     // The send times out while Redis hangs: the worker cannot schedule the
     // retry, and the job stays pending on it.
     proxy.blackhole();

@@ -152,19 +152,8 @@ impl JobQueue {
     /// it is acknowledged. Does not block.
     pub async fn own_pending(&self, consumer: &str) -> Result<Option<Delivery>, RedisError> {
         loop {
-            let pending: Vec<(String, String, u64, u64)> = self
-                .client
-                .query(
-                    redis::cmd("XPENDING")
-                        .arg(self.keys.jobs_stream())
-                        .arg(GROUP)
-                        .arg("-")
-                        .arg("+")
-                        .arg(1)
-                        .arg(consumer),
-                )
-                .await?;
-            let Some((entry_id, _, _, deliveries)) = pending.into_iter().next() else {
+            let Some((entry_id, deliveries)) = self.first_pending("-", "+", Some(consumer)).await?
+            else {
                 return Ok(None);
             };
             let claimed: StreamClaimReply = self
@@ -225,17 +214,30 @@ impl JobQueue {
     }
 
     async fn delivery_count(&self, entry_id: &str) -> Result<u64, RedisError> {
-        let pending: Vec<(String, String, u64, u64)> = self
-            .client
-            .query(
-                redis::cmd("XPENDING")
-                    .arg(self.keys.jobs_stream())
-                    .arg(GROUP)
-                    .arg(entry_id)
-                    .arg(entry_id)
-                    .arg(1),
-            )
-            .await?;
-        Ok(pending.first().map_or(1, |(_, _, _, count)| *count))
+        let pending = self.first_pending(entry_id, entry_id, None).await?;
+        Ok(pending.map_or(1, |(_, deliveries)| deliveries))
+    }
+
+    /// The first pending entry between `from` and `to` (of `consumer`, if
+    /// given): its id and how many times it was handed out.
+    async fn first_pending(
+        &self,
+        from: &str,
+        to: &str,
+        consumer: Option<&str>,
+    ) -> Result<Option<(String, u64)>, RedisError> {
+        let mut command = redis::cmd("XPENDING");
+        command
+            .arg(self.keys.jobs_stream())
+            .arg(GROUP)
+            .arg(from)
+            .arg(to)
+            .arg(1)
+            .arg(consumer);
+        let pending: Vec<(String, String, u64, u64)> = self.client.query(&command).await?;
+        Ok(pending
+            .into_iter()
+            .next()
+            .map(|(entry_id, _, _, deliveries)| (entry_id, deliveries)))
     }
 }
