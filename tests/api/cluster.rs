@@ -394,9 +394,14 @@ async fn collect(handles: Vec<tokio::task::JoinHandle<Vec<Sample>>>) -> Vec<Samp
 }
 
 async fn app_on(cluster: &RedisCluster) -> TestApp {
+    app_on_with(cluster, |_| {}).await
+}
+
+async fn app_on_with(cluster: &RedisCluster, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let seeds = cluster.seeds();
     spawn_app_with(Backend::Sqlite, |settings| {
         put_on_cluster(settings, seeds);
+        configure(settings);
     })
     .await
 }
@@ -483,10 +488,8 @@ async fn a_live_resharding_fails_no_request() {
     // cores shared with six nodes, redis-cli migrating keys and the other
     // tests, a node can stall past the default 300 ms bound (CI saw two 503s
     // at 302 ms); that bound's 503 is tested elsewhere (faults::).
-    let seeds = cluster.seeds();
-    let app = spawn_app_with(Backend::Sqlite, |settings| {
-        put_on_cluster(settings, seeds);
-        settings.redis.operation_timeout_ms = 1000;
+    let app = app_on_with(&cluster, |settings| {
+        settings.redis.operation_timeout_ms = 1000
     })
     .await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -187,7 +187,7 @@ fn worker_process(app: &TestApp) -> Running {
             app.settings.mail.smtp_port.to_string(),
         )
         .env("APP__MAIL__SMTP_TLS", "none")
-        .env("APP__JOBS__VISIBILITY_TIMEOUT_SECONDS", "2")
+        .env("APP__JOBS__VISIBILITY_TIMEOUT_SECONDS", "5")
         .env("APP__WORKER__CONCURRENCY", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -249,9 +249,9 @@ async fn a_job_of_a_worker_killed_mid_send_is_delivered_after_the_visibility_tim
     let mails = sink.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(mails[0].to, ["alice@example.com"]);
     // Handed to the first worker after alice registered, the job may be
-    // claimed only once it has been idle for the 2 s visibility timeout.
+    // claimed only once it has been idle for the 5 s visibility timeout.
     assert!(
-        registered.elapsed() >= Duration::from_secs(2),
+        registered.elapsed() >= Duration::from_secs(5),
         "taken over {:?} after the registration",
         registered.elapsed()
     );
@@ -379,7 +379,7 @@ async fn a_job_the_worker_could_not_settle_while_redis_hung_is_done_soon_after_n
     let proxy = crate::fault_proxy::FaultProxy::start(redis.port).await;
     let sink = SmtpSink::start().await;
     let url = format!("redis://127.0.0.1:{}/0", proxy.port);
-    let app = one_worker_stalled_on_alices_mail(&sink, 2, |settings| {
+    let app = one_worker_stalled_on_alices_mail(&sink, 3, |settings| {
         settings.redis.url = secrecy::SecretString::from(url)
     })
     .await;
@@ -387,13 +387,14 @@ async fn a_job_the_worker_could_not_settle_while_redis_hung_is_done_soon_after_n
     // retry, and the job stays pending on it.
     proxy.blackhole();
     sink.set_mode(Mode::Accept);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     proxy.pass();
     // Well within the 60 s after which another worker would claim it.
     let mails = sink.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(mails[0].to, ["alice@example.com"]);
     let admin = app.admin("root").await;
-    wait_for_stat(&app, &admin.token, "in_flight", 0).await;
+    let stats = wait_for_stat(&app, &admin.token, "in_flight", 0).await;
+    assert_eq!(stats["retried"], 0, "sent by the take-back, not a retry");
     let to_alice = sink
         .mails()
         .iter()

@@ -146,42 +146,29 @@ impl JobQueue {
     /// reply to its read was lost, or settling it failed), handed to it
     /// again. `XCLAIM` counts the delivery, so a job that keeps failing is
     /// dead-lettered as a claimed one is; being a write, it also fails
-    /// while Redis refuses writes, when nothing could be settled anyway;
-    /// and it resets the job's idle time, so no other worker claims it
-    /// meanwhile. An entry deleted from the stream leaves nothing to do:
-    /// it is acknowledged. Does not block.
+    /// while Redis refuses writes, when nothing could be settled anyway.
+    /// Its min-idle is the idle time just read: if another worker claimed
+    /// the job in between (which resets it), nothing is taken. Nor is an
+    /// entry deleted from the stream. Does not block.
     pub async fn own_pending(&self, consumer: &str) -> Result<Option<Delivery>, RedisError> {
-        loop {
-            let Some((entry_id, deliveries)) = self.first_pending("-", "+", Some(consumer)).await?
-            else {
-                return Ok(None);
-            };
-            let claimed: StreamClaimReply = self
-                .client
-                .query(
-                    redis::cmd("XCLAIM")
-                        .arg(self.keys.jobs_stream())
-                        .arg(GROUP)
-                        .arg(consumer)
-                        .arg(0)
-                        .arg(&entry_id),
-                )
-                .await?;
-            if let Some(entry) = claimed.ids.first() {
-                let mut delivery = delivery_of(entry);
-                delivery.deliveries = deliveries + 1;
-                return Ok(Some(delivery));
-            }
-            let _: u64 = self
-                .client
-                .query(
-                    redis::cmd("XACK")
-                        .arg(self.keys.jobs_stream())
-                        .arg(GROUP)
-                        .arg(&entry_id),
-                )
-                .await?;
-        }
+        let Some(pending) = self.first_pending("-", "+", Some(consumer)).await? else {
+            return Ok(None);
+        };
+        let claimed: StreamClaimReply = self
+            .client
+            .query(
+                redis::cmd("XCLAIM")
+                    .arg(self.keys.jobs_stream())
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg(pending.idle_ms)
+                    .arg(&pending.entry_id),
+            )
+            .await?;
+        Ok(claimed.ids.first().map(|entry| Delivery {
+            deliveries: pending.deliveries + 1,
+            ..delivery_of(entry)
+        }))
     }
 
     /// Takes over jobs that another worker has held for longer than
@@ -215,17 +202,17 @@ impl JobQueue {
 
     async fn delivery_count(&self, entry_id: &str) -> Result<u64, RedisError> {
         let pending = self.first_pending(entry_id, entry_id, None).await?;
-        Ok(pending.map_or(1, |(_, deliveries)| deliveries))
+        Ok(pending.map_or(1, |pending| pending.deliveries))
     }
 
     /// The first pending entry between `from` and `to` (of `consumer`, if
-    /// given): its id and how many times it was handed out.
+    /// given).
     async fn first_pending(
         &self,
         from: &str,
         to: &str,
         consumer: Option<&str>,
-    ) -> Result<Option<(String, u64)>, RedisError> {
+    ) -> Result<Option<Pending>, RedisError> {
         let mut command = redis::cmd("XPENDING");
         command
             .arg(self.keys.jobs_stream())
@@ -238,6 +225,19 @@ impl JobQueue {
         Ok(pending
             .into_iter()
             .next()
-            .map(|(entry_id, _, _, deliveries)| (entry_id, deliveries)))
+            .map(|(entry_id, _, idle_ms, deliveries)| Pending {
+                entry_id,
+                idle_ms,
+                deliveries,
+            }))
     }
+}
+
+/// An entry handed out and not acknowledged.
+struct Pending {
+    entry_id: String,
+    /// Since it was last handed out.
+    idle_ms: u64,
+    /// How many times it was handed out.
+    deliveries: u64,
 }
